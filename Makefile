@@ -1,0 +1,42 @@
+# kabsd_fdw: PGXS build.  The version comes from the control file.
+EXTENSION = kabsd_fdw
+EXTVERSION = $(shell grep default_version $(EXTENSION).control | sed -e "s/default_version[[:space:]]*=[[:space:]]*'\([^']*\)'/\1/")
+
+MODULE_big = kabsd_fdw
+CORE_OBJS = src/core/text.o src/core/yaml.o src/core/values.o \
+	src/core/extract.o src/core/markdown.o src/core/worklog.o \
+	src/core/walk.o src/core/file.o
+OBJS = src/kabsd_fdw.o src/options.o src/tables.o src/convert.o \
+	src/scan.o $(CORE_OBJS)
+
+DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
+DATA = $(wildcard sql/$(EXTENSION)--*--*.sql)
+
+SHLIB_LINK = -lyaml -lcmark
+PG_CPPFLAGS = -I$(srcdir)/src
+PG_CFLAGS = -std=gnu99
+
+# pg_regress suites: one per table and per concern
+REGRESS = setup files items decisions links worklog sections checklist \
+	hostile options readonly planner refresh
+REGRESS_OPTS = --load-extension=kabsd_fdw
+
+EXTRA_CLEAN = results regression.diffs regression.out test/unit/test_core test/fuzz/fuzz_core sql/$(EXTENSION)--$(EXTVERSION).sql
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql $(EXTENSION).control
+	cp $< $@
+
+# The parsing core on its own, with a plain cc (no PostgreSQL headers).
+CORE_SRCS = $(CORE_OBJS:.o=.c)
+test/unit/test_core: test/unit/test_core.c $(CORE_SRCS) src/core/kb_core.h
+	$(CC) -std=c99 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Wno-unused-parameter $(CORE_CFLAGS) \
+		-Isrc/core -o $@ test/unit/test_core.c $(CORE_SRCS) -lyaml -lcmark
+
+unitcheck: test/unit/test_core
+	cd test/unit && ./test_core
+
+.PHONY: unitcheck

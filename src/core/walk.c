@@ -1,0 +1,506 @@
+/*-------------------------------------------------------------------------
+ *
+ * walk.c
+ *		  The walk of a backlog directory, and reading one file.
+ *
+ * The walk is an iterator: the caller asks for one entry at a time, so it
+ * can check for interrupts between entries.  Each directory is listed whole
+ * and closed at once, its names sorted (a stable order for tests and for
+ * ANALYZE), so no file descriptor is open between calls and an error raised
+ * by the caller leaks nothing but memory in the caller's own context.
+ *
+ * A symbolic link is followed only when its resolved target stays inside
+ * the (resolved) root; a directory link back into one of its own ancestors,
+ * or to a directory already on the walk's stack, is not descended again.
+ *
+ * src/core/walk.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "kb_core.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* One directory being walked. */
+typedef struct KbDirFrame
+{
+	char	   *rel;			/* path relative to root, "" for root */
+	char	   *abs;			/* its real absolute path */
+	char	  **names;			/* sorted entries, "." names left out */
+	size_t		n;
+	size_t		next;
+	uint64_t	dev;
+	uint64_t	ino;
+} KbDirFrame;
+
+struct KbWalk
+{
+	const KbAlloc *a;
+	char	   *root;			/* realpath of root */
+	size_t		rootlen;
+	KbScope		scope;
+	char	   *product;		/* restrict to products/<product>, or NULL */
+	KbDirFrame *stack;
+	size_t		depth;
+	size_t		cap;
+	size_t		skipped_dirs;
+	char		rel[PATH_MAX];	/* the current entry's paths */
+	char		abs[PATH_MAX];
+	char		target[PATH_MAX];
+	char		error[128];
+};
+
+static bool
+ends_with_md(const char *name)
+{
+	size_t		n = strlen(name);
+
+	return n >= 3 && memcmp(name + n - 3, ".md", 3) == 0;
+}
+
+static int
+compare_names(const void *x, const void *y)
+{
+	return strcmp(*(char *const *) x, *(char *const *) y);
+}
+
+static void
+free_frame(const KbAlloc *a, KbDirFrame *f)
+{
+	for (size_t i = 0; i < f->n; i++)
+		a->free(a->ctx, f->names[i]);
+	if (f->names)
+		a->free(a->ctx, f->names);
+	a->free(a->ctx, f->rel);
+	a->free(a->ctx, f->abs);
+}
+
+/*
+ * Should the walk enter this directory (path relative to root)?  Depth 1
+ * is "products", depth 2 "products/<p>", depth 3 its "items"/"decisions".
+ */
+static bool
+want_dir(const KbWalk *w, const char *rel)
+{
+	const char *parts[3] = {NULL, NULL, NULL};
+	size_t		lens[3] = {0, 0, 0};
+	int			depth = 0;
+	const char *p = rel;
+
+	while (depth < 3 && *p)
+	{
+		const char *slash = strchr(p, '/');
+
+		parts[depth] = p;
+		lens[depth] = slash ? (size_t) (slash - p) : strlen(p);
+		depth++;
+		if (!slash)
+			break;
+		p = slash + 1;
+	}
+	if (w->scope == KB_SCOPE_ALL && w->product == NULL)
+		return true;
+	if (depth >= 1 && !(lens[0] == 8 && memcmp(parts[0], "products", 8) == 0))
+		return false;
+	if (depth >= 2 && w->product != NULL &&
+		!(lens[1] == strlen(w->product) &&
+		  memcmp(parts[1], w->product, lens[1]) == 0))
+		return false;
+	if (depth >= 3 && w->scope != KB_SCOPE_ALL)
+	{
+		bool		items = lens[2] == 5 && memcmp(parts[2], "items", 5) == 0;
+		bool		decisions = lens[2] == 9 && memcmp(parts[2], "decisions", 9) == 0;
+
+		if (w->scope == KB_SCOPE_ITEMS)
+			return items;
+		if (w->scope == KB_SCOPE_DECISIONS)
+			return decisions;
+		return items || decisions;
+	}
+	return true;
+}
+
+/*
+ * Lists a directory into a new frame on the stack.  An unreadable one is
+ * counted and skipped.  Returns KB_OK or KB_ENOMEM.
+ */
+static int
+push_dir(KbWalk *w, const char *rel, const char *abs, uint64_t dev,
+		 uint64_t ino)
+{
+	const KbAlloc *a = w->a;
+	DIR		   *dir;
+	struct dirent *de;
+	char	  **names = NULL;
+	size_t		n = 0,
+				cap = 0;
+	KbDirFrame *f;
+
+	/* a directory already on the stack: a loop through links */
+	for (size_t i = 0; i < w->depth; i++)
+		if (w->stack[i].dev == dev && w->stack[i].ino == ino)
+			return KB_OK;
+
+	dir = opendir(abs);
+	if (dir == NULL)
+	{
+		w->skipped_dirs++;
+		return KB_OK;
+	}
+	while ((de = readdir(dir)) != NULL)
+	{
+		char	  **grown;
+
+		if (de->d_name[0] == '.')
+			continue;
+		grown = kb_array_grow(a, names, sizeof(char *), &cap, n + 1);
+		if (grown == NULL)
+			goto oom;
+		names = grown;
+		names[n] = kb_strndup(a, de->d_name, strlen(de->d_name));
+		if (names[n] == NULL)
+			goto oom;
+		n++;
+	}
+	closedir(dir);
+	dir = NULL;
+	if (n > 1)
+		qsort(names, n, sizeof(char *), compare_names);
+
+	{
+		KbDirFrame *stack = kb_array_grow(a, w->stack, sizeof(KbDirFrame),
+										  &w->cap, w->depth + 1);
+
+		if (stack == NULL)
+			goto oom;
+		w->stack = stack;
+	}
+	f = &w->stack[w->depth];
+	memset(f, 0, sizeof(*f));
+	f->names = names;
+	f->n = n;
+	f->dev = dev;
+	f->ino = ino;
+	f->rel = kb_strndup(a, rel, strlen(rel));
+	f->abs = kb_strndup(a, abs, strlen(abs));
+	if (f->rel == NULL || f->abs == NULL)
+	{
+		free_frame(a, f);
+		return KB_ENOMEM;
+	}
+	w->depth++;
+	return KB_OK;
+
+oom:
+	if (dir)
+		closedir(dir);
+	for (size_t i = 0; i < n; i++)
+		a->free(a->ctx, names[i]);
+	if (names)
+		a->free(a->ctx, names);
+	return KB_ENOMEM;
+}
+
+KbWalk *
+kb_walk_open(const KbAlloc *a, const char *root, KbScope scope,
+			 const char *product, int *err)
+{
+	char		real[PATH_MAX];
+	struct stat st;
+	KbWalk	   *w;
+
+	*err = 0;
+	if (realpath(root, real) == NULL)
+	{
+		*err = errno;
+		return NULL;
+	}
+	if (stat(real, &st) != 0)
+	{
+		*err = errno;
+		return NULL;
+	}
+	if (!S_ISDIR(st.st_mode))
+	{
+		*err = ENOTDIR;
+		return NULL;
+	}
+	w = a->alloc(a->ctx, sizeof(KbWalk));
+	if (w == NULL)
+	{
+		*err = ENOMEM;
+		return NULL;
+	}
+	memset(w, 0, sizeof(*w));
+	w->a = a;
+	w->scope = scope;
+	w->root = kb_strndup(a, real, strlen(real));
+	w->rootlen = strlen(real);
+	if (product != NULL)
+		w->product = kb_strndup(a, product, strlen(product));
+	if (w->root == NULL || (product != NULL && w->product == NULL) ||
+		push_dir(w, "", real, (uint64_t) st.st_dev, (uint64_t) st.st_ino) != KB_OK)
+	{
+		*err = ENOMEM;
+		return NULL;
+	}
+	if (w->depth == 0)
+	{
+		/* root itself could not be listed */
+		*err = EACCES;
+		return NULL;
+	}
+	return w;
+}
+
+/* Is the resolved path root itself or below it? */
+static bool
+inside_root(const KbWalk *w, const char *path)
+{
+	return strncmp(path, w->root, w->rootlen) == 0 &&
+		(path[w->rootlen] == '\0' || path[w->rootlen] == '/' ||
+		 w->rootlen == 1);
+}
+
+static void
+fill_stat(KbEntry *e, const struct stat *st)
+{
+	e->size = (int64_t) st->st_size;
+	e->mtime_sec = (int64_t) st->st_mtim.tv_sec;
+	e->mtime_nsec = (int32_t) st->st_mtim.tv_nsec;
+	e->ctime_sec = (int64_t) st->st_ctim.tv_sec;
+	e->ctime_nsec = (int32_t) st->st_ctim.tv_nsec;
+	e->dev = (uint64_t) st->st_dev;
+	e->ino = (uint64_t) st->st_ino;
+}
+
+static const char *
+special_file_error(mode_t mode)
+{
+	if (S_ISFIFO(mode))
+		return "not a regular file (a FIFO)";
+	if (S_ISSOCK(mode))
+		return "not a regular file (a socket)";
+	if (S_ISCHR(mode) || S_ISBLK(mode))
+		return "not a regular file (a device)";
+	if (S_ISDIR(mode))
+		return "not a regular file (a directory)";
+	return "not a regular file";
+}
+
+int
+kb_walk_next(KbWalk *w, KbEntry *e)
+{
+	while (w->depth > 0)
+	{
+		KbDirFrame *top = &w->stack[w->depth - 1];
+		const char *name;
+		struct stat st;
+		bool		md;
+
+		if (top->next >= top->n)
+		{
+			free_frame(w->a, top);
+			w->depth--;
+			continue;
+		}
+		name = top->names[top->next++];
+		md = ends_with_md(name);
+		if (snprintf(w->rel, sizeof(w->rel), "%s%s%s", top->rel,
+					 top->rel[0] ? "/" : "", name) >= (int) sizeof(w->rel) ||
+			snprintf(w->abs, sizeof(w->abs), "%s/%s", top->abs, name) >=
+			(int) sizeof(w->abs))
+			continue;			/* longer than PATH_MAX: cannot be opened */
+
+		memset(e, 0, sizeof(*e));
+		e->relpath = w->rel;
+		e->relpath_len = strlen(w->rel);
+		e->openpath = w->abs;
+
+		if (lstat(w->abs, &st) != 0)
+			continue;			/* gone since the directory was listed */
+
+		if (S_ISLNK(st.st_mode))
+		{
+			struct stat tst;
+
+			fill_stat(e, &st);
+			if (realpath(w->abs, w->target) == NULL)
+			{
+				if (!md)
+					continue;
+				e->error = errno == ELOOP ? "symbolic link loop"
+					: errno == ENOENT ? "dangling symbolic link"
+					: "could not resolve symbolic link";
+				return 1;
+			}
+			if (!inside_root(w, w->target))
+			{
+				if (!md)
+					continue;
+				e->error = "symbolic link points outside root";
+				return 1;
+			}
+			if (stat(w->target, &tst) != 0)
+				continue;
+			if (S_ISDIR(tst.st_mode))
+			{
+				size_t		tl = strlen(w->target);
+
+				/* a link back into its own ancestor is not descended again */
+				if (strncmp(top->abs, w->target, tl) == 0 &&
+					(top->abs[tl] == '\0' || top->abs[tl] == '/'))
+					continue;
+				if (want_dir(w, w->rel) &&
+					push_dir(w, w->rel, w->target, (uint64_t) tst.st_dev,
+							 (uint64_t) tst.st_ino) != KB_OK)
+					return KB_ENOMEM;
+				continue;
+			}
+			if (!md)
+				continue;
+			fill_stat(e, &tst);
+			e->openpath = w->target;
+			if (!S_ISREG(tst.st_mode))
+				e->error = special_file_error(tst.st_mode);
+			return 1;
+		}
+		if (S_ISDIR(st.st_mode))
+		{
+			if (want_dir(w, w->rel) &&
+				push_dir(w, w->rel, w->abs, (uint64_t) st.st_dev,
+						 (uint64_t) st.st_ino) != KB_OK)
+				return KB_ENOMEM;
+			continue;
+		}
+		if (!md)
+			continue;
+		fill_stat(e, &st);
+		if (!S_ISREG(st.st_mode))
+			e->error = special_file_error(st.st_mode);
+		return 1;
+	}
+	return 0;
+}
+
+void
+kb_walk_close(KbWalk *w)
+{
+	if (w == NULL)
+		return;
+	while (w->depth > 0)
+		free_frame(w->a, &w->stack[--w->depth]);
+	if (w->stack)
+		w->a->free(w->a->ctx, w->stack);
+	w->a->free(w->a->ctx, w->root);
+	if (w->product)
+		w->a->free(w->a->ctx, w->product);
+	w->a->free(w->a->ctx, w);
+}
+
+size_t
+kb_walk_skipped_dirs(const KbWalk *w)
+{
+	return w->skipped_dirs;
+}
+
+static int
+set_error(const KbAlloc *a, char **error, const char *what, int errnum)
+{
+	KbBuf		b;
+
+	kb_buf_init(&b, a);
+	kb_buf_appendf(&b, "%s: %s", what, strerror(errnum));
+	if (b.failed)
+		return KB_ENOMEM;
+	*error = b.data;
+	return KB_OK;
+}
+
+/*
+ * O_NOFOLLOW: the path to open has no links left (a link's target was
+ * resolved by the walk), so a link swapped in since is refused, not
+ * followed out of root.  O_NONBLOCK: a FIFO swapped in does not hang the
+ * backend; fstat then refuses it.
+ */
+int
+kb_read_file(const KbAlloc *a, const KbEntry *e, int64_t max_size,
+			 char **data, size_t *len, char **error)
+{
+	int			fd;
+	struct stat st;
+	char	   *buf;
+	size_t		got = 0;
+	size_t		want;
+
+	*data = NULL;
+	*len = 0;
+	*error = NULL;
+	fd = open(e->openpath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0)
+		return set_error(a, error, "could not open file", errno);
+	if (fstat(fd, &st) != 0)
+	{
+		int			save = errno;
+
+		close(fd);
+		return set_error(a, error, "could not stat file", save);
+	}
+	if (!S_ISREG(st.st_mode))
+	{
+		close(fd);
+		*error = (char *) special_file_error(st.st_mode);
+		return KB_OK;
+	}
+	if ((int64_t) st.st_size > max_size)
+	{
+		KbBuf		b;
+
+		close(fd);
+		kb_buf_init(&b, a);
+		kb_buf_appendf(&b, "file size %lld exceeds max_file_size (%lld bytes)",
+					   (long long) st.st_size, (long long) max_size);
+		if (b.failed)
+			return KB_ENOMEM;
+		*error = b.data;
+		return KB_OK;
+	}
+	want = (size_t) st.st_size;
+	buf = a->alloc(a->ctx, want + 1);
+	if (buf == NULL)
+	{
+		close(fd);
+		return KB_ENOMEM;
+	}
+	/* a file truncated meanwhile gives what is left; growth is not read */
+	while (got < want)
+	{
+		ssize_t		r = read(fd, buf + got, want - got);
+
+		if (r < 0)
+		{
+			int			save = errno;
+
+			if (save == EINTR)
+				continue;
+			close(fd);
+			return set_error(a, error, "could not read file", save);
+		}
+		if (r == 0)
+			break;
+		got += (size_t) r;
+	}
+	close(fd);
+	buf[got] = '\0';
+	*data = buf;
+	*len = got;
+	return KB_OK;
+}

@@ -1,0 +1,113 @@
+/*-------------------------------------------------------------------------
+ *
+ * kabsd_fdw.h
+ *		  Foreign-data wrapper over a Markdown backlog directory.
+ *
+ * src/kabsd_fdw.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KABSD_FDW_H
+#define KABSD_FDW_H
+
+#include "postgres.h"
+
+#include "core/kb_core.h"
+#include "executor/tuptable.h"
+#include "nodes/pg_list.h"
+#include "utils/relcache.h"
+
+/* The seven tables of the data model. */
+typedef enum KabsdTable
+{
+	KT_FILES,
+	KT_ITEMS,
+	KT_DECISIONS,
+	KT_LINKS,
+	KT_WORKLOG,
+	KT_SECTIONS,
+	KT_CHECKLIST,
+	KT_COUNT
+} KabsdTable;
+
+/* One column of a table as the data model defines it. */
+typedef struct KabsdColumnDef
+{
+	const char *name;
+	Oid			type;
+	const char *sqltype;		/* as IMPORT FOREIGN SCHEMA writes it */
+	int			need;			/* KB_NEED_* flags to compute it */
+	const char *comment;
+} KabsdColumnDef;
+
+typedef struct KabsdTableDef
+{
+	const char *name;
+	const KabsdColumnDef *cols;
+	int			ncols;
+	KbScope		scope;			/* the part of the tree it reads */
+	int			row_need;		/* KB_NEED_* flags to know its rows */
+	const char *comment;
+} KabsdTableDef;
+
+/* How one attribute of a foreign table is filled. */
+#define KABSD_COL_DROPPED	(-2)
+#define KABSD_COL_KEY		(-1)
+
+typedef struct KabsdColumn
+{
+	int			colid;			/* index into the table's cols, or above */
+	char	   *key;			/* KABSD_COL_KEY: the frontmatter key path */
+	Oid			type;			/* the attribute's type */
+} KabsdColumn;
+
+typedef struct KabsdBinding
+{
+	KabsdTable	table;
+	int			natts;
+	KabsdColumn *cols;			/* one per attribute */
+} KabsdBinding;
+
+/* Options of a foreign table and its server. */
+typedef struct KabsdOptions
+{
+	char	   *root;
+	int64		max_file_size;
+	KabsdTable	table;
+	char	   *servername;
+} KabsdOptions;
+
+#define KABSD_DEFAULT_MAX_FILE_SIZE (INT64CONST(64) * 1024 * 1024)
+
+/* options.c */
+extern void kabsd_get_options(Oid foreigntableid, KabsdOptions *opts);
+extern bool kabsd_parse_table_name(const char *name, KabsdTable *out);
+extern void kabsd_check_root_privilege(void);
+
+/* tables.c */
+extern const KabsdTableDef kabsd_tables[KT_COUNT];
+extern KabsdBinding *kabsd_bind_columns(Relation rel, KabsdTable table);
+extern int	kabsd_column_need(const KabsdBinding *b, int attno);
+extern List *kabsd_import_statements(const char *server, const char *schema,
+									 List *table_list, int list_type);
+
+/* convert.c */
+extern int	kabsd_file_rows(KabsdTable table, const KbFile *f);
+extern void kabsd_fill_row(const KabsdBinding *b, const bool *wanted,
+						   const KbEntry *e, const KbFile *f, size_t row,
+						   Datum *values, bool *isnull);
+
+/* scan.c: a scan of one table that the executor, ANALYZE and the
+ * refresh all drive */
+typedef struct KabsdScan KabsdScan;
+extern KabsdScan *kabsd_scan_begin(const char *root, int64 max_file_size,
+								   KbScope scope, const char *product,
+								   int need, MemoryContext parent);
+extern bool kabsd_scan_next_file(KabsdScan *scan, KbEntry **entry,
+								 KbFile **file);
+extern void kabsd_scan_end(KabsdScan *scan);
+extern void kabsd_scan_counts(const KabsdScan *scan, int64 *walked,
+							  int64 *read, int64 *errors);
+extern const KbAlloc *kabsd_scan_file_alloc(KabsdScan *scan);
+
+#endif							/* KABSD_FDW_H */

@@ -1,0 +1,245 @@
+/*-------------------------------------------------------------------------
+ *
+ * scan.c
+ *		  The walk-and-analyse loop, in memory contexts, with interrupts and
+ *		  an error context naming the file.  The executor's scan, ANALYZE's
+ *		  sampling and the refresh all drive it one file at a time.
+ *
+ * Memory: the walk lives in the scan context and frees each directory's
+ * listing as it leaves it; each file is read and analysed in a context that
+ * is reset before the next one, so a scan holds one file at a time.
+ *
+ * src/scan.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "kabsd_fdw.h"
+
+#include <errno.h>
+
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/memutils.h"
+
+struct KabsdScan
+{
+	MemoryContext scan_cxt;		/* the walk */
+	MemoryContext file_cxt;		/* the current file, reset for each */
+	KbAlloc		scan_alloc;
+	KbAlloc		file_alloc;
+	KbWalk	   *walk;
+	KbScope		scope;
+	int			need;			/* KB_NEED_* */
+	KbFileOptions fopts;
+	KbEntry		entry;
+	KbFile		file;
+	int64		walked;			/* counters for EXPLAIN ANALYZE */
+	int64		read;
+	int64		errors;
+};
+
+/* ---------------------------------------------------------------------
+ * KbAlloc on a memory context.  Allocation failures come back as NULL so
+ * that the core can release libyaml before anything raises; only cmark's
+ * hook raises, and cmark holds nothing outside the context.
+ * ---------------------------------------------------------------------
+ */
+static void *
+cxt_alloc(void *ctx, size_t size)
+{
+	return MemoryContextAllocExtended((MemoryContext) ctx, size,
+									  MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
+}
+
+static void *
+cxt_realloc(void *ctx, void *ptr, size_t oldsize, size_t newsize)
+{
+	void	   *p = cxt_alloc(ctx, newsize);
+
+	if (p == NULL)
+		return NULL;
+	memcpy(p, ptr, Min(oldsize, newsize));
+	pfree(ptr);
+	return p;
+}
+
+static void
+cxt_free(void *ctx, void *ptr)
+{
+	pfree(ptr);
+}
+
+static void
+cxt_oom(void *ctx)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OUT_OF_MEMORY),
+			 errmsg("out of memory"),
+			 errdetail("Failed while parsing the Markdown of a backlog file.")));
+}
+
+static void
+init_alloc(KbAlloc *a, MemoryContext cxt)
+{
+	a->ctx = cxt;
+	a->alloc = cxt_alloc;
+	a->realloc = cxt_realloc;
+	a->free = cxt_free;
+	a->oom = cxt_oom;
+}
+
+static void
+report_oom(const char *path)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OUT_OF_MEMORY),
+			 errmsg("out of memory"),
+			 path ? errdetail("Failed while reading backlog file \"%s\".", path) : 0));
+}
+
+/* Error context: which file was being read. */
+static void
+file_error_context(void *arg)
+{
+	const char *path = arg;
+
+	if (path)
+		errcontext("backlog file \"%s\"", path);
+}
+
+/* Does a scan of this scope look at files of this kind? */
+static bool
+scope_wants(KbScope scope, KbKind kind)
+{
+	switch (scope)
+	{
+		case KB_SCOPE_ITEMS:
+			return kind == KB_KIND_ITEM;
+		case KB_SCOPE_DECISIONS:
+			return kind == KB_KIND_DECISION;
+		case KB_SCOPE_ITEMS_DECISIONS:
+			return kind == KB_KIND_ITEM || kind == KB_KIND_DECISION;
+		default:
+			return true;
+	}
+}
+
+/*
+ * Starts a scan of root.  A root that is gone, is no directory or cannot
+ * be read is an error of the query (unlike a bad file, which is a row).
+ */
+KabsdScan *
+kabsd_scan_begin(const char *root, int64 max_file_size, KbScope scope,
+				 const char *product, int need, MemoryContext parent)
+{
+	KabsdScan  *scan;
+	int			err;
+	int			enc = GetDatabaseEncoding();
+
+	if (enc != PG_UTF8 && enc != PG_SQL_ASCII)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("kabsd_fdw requires a database with encoding UTF8"),
+				 errdetail("The database encoding is %s; backlog files are UTF-8.",
+						   GetDatabaseEncodingName())));
+
+	scan = MemoryContextAllocZero(parent, sizeof(KabsdScan));
+	scan->scan_cxt = AllocSetContextCreate(parent, "kabsd_fdw scan",
+										   ALLOCSET_DEFAULT_SIZES);
+	scan->file_cxt = AllocSetContextCreate(scan->scan_cxt, "kabsd_fdw file",
+										   ALLOCSET_DEFAULT_SIZES);
+	init_alloc(&scan->scan_alloc, scan->scan_cxt);
+	init_alloc(&scan->file_alloc, scan->file_cxt);
+	scan->scope = scope;
+	scan->need = need;
+	scan->fopts.max_file_size = max_file_size;
+	scan->fopts.yaml.max_nodes = KB_YAML_MAX_NODES;
+	scan->fopts.yaml.max_depth = KB_YAML_MAX_DEPTH;
+
+	scan->walk = kb_walk_open(&scan->scan_alloc, root, scope, product, &err);
+	if (scan->walk == NULL)
+	{
+		if (err == ENOMEM)
+			report_oom(NULL);
+		errno = err;
+		if (err == ENOTDIR)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_ERROR),
+					 errmsg("backlog root \"%s\" is not a directory", root),
+					 errhint("Point the server's option \"root\" at the backlog directory.")));
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open backlog root \"%s\": %m", root),
+				 errhint("Check that the directory exists and that the database server's operating system user can read it.")));
+	}
+	return scan;
+}
+
+/*
+ * Moves to the next file the scan wants and analyses it as far as the scan
+ * needs.  Returns false at the end.  The previous file's memory is gone.
+ */
+bool
+kabsd_scan_next_file(KabsdScan *scan, KbEntry **entry, KbFile **file)
+{
+	for (;;)
+	{
+		ErrorContextCallback errcb;
+		KbKind		kind;
+		KbText		product;
+		int			rc;
+
+		CHECK_FOR_INTERRUPTS();
+		MemoryContextReset(scan->file_cxt);
+		rc = kb_walk_next(scan->walk, &scan->entry);
+		if (rc == 0)
+			return false;
+		if (rc != 1)
+			report_oom(NULL);
+		scan->walked++;
+		kind = kb_classify_path(scan->entry.relpath, &product);
+		if (!scope_wants(scan->scope, kind))
+			continue;
+
+		errcb.callback = file_error_context;
+		errcb.arg = (void *) scan->entry.relpath;
+		errcb.previous = error_context_stack;
+		error_context_stack = &errcb;
+		rc = kb_file_analyze(&scan->file_alloc, &scan->entry, &scan->fopts,
+							 scan->need, &scan->file);
+		if (rc != KB_OK)
+			report_oom(scan->entry.relpath);
+		error_context_stack = errcb.previous;
+
+		if (scan->file.was_read)
+			scan->read++;
+		if (kb_file_error(&scan->file) != NULL)
+			scan->errors++;
+		*entry = &scan->entry;
+		*file = &scan->file;
+		return true;
+	}
+}
+
+void
+kabsd_scan_end(KabsdScan *scan)
+{
+	/* the walk holds no descriptors: dropping its memory is enough */
+	MemoryContextDelete(scan->scan_cxt);
+	pfree(scan);
+}
+
+void
+kabsd_scan_counts(const KabsdScan *scan, int64 *walked, int64 *read,
+				  int64 *errors)
+{
+	*walked = scan->walked;
+	*read = scan->read;
+	*errors = scan->errors;
+}
+
+const KbAlloc *
+kabsd_scan_file_alloc(KabsdScan *scan)
+{
+	return &scan->file_alloc;
+}

@@ -1,0 +1,298 @@
+/*-------------------------------------------------------------------------
+ *
+ * tables.c
+ *		  The seven tables of the data model: their columns and types, what
+ *		  each column costs to compute, the binding of a foreign table's
+ *		  attributes to them, and IMPORT FOREIGN SCHEMA.
+ *
+ * src/tables.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "kabsd_fdw.h"
+
+#include "access/tupdesc.h"
+#include "catalog/pg_type.h"
+#include "commands/defrem.h"
+#include "foreign/foreign.h"
+#include "lib/stringinfo.h"
+#include "nodes/parsenodes.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+/* What computing a column costs, on top of the table's row need. */
+#define WALK	0				/* known from the walk alone */
+#define READ	KB_NEED_READ
+#define FIELDS	(KB_NEED_READ | KB_NEED_FIELDS)
+
+#define PATH_COLS(need) \
+	{"path", TEXTOID, "text", WALK, "Path of the file, relative to the backlog root."}, \
+	{"product", TEXTOID, "text", WALK, "<product> when the path starts with products/<product>/."}
+
+static const KabsdColumnDef files_cols[] = {
+	{"path", TEXTOID, "text", WALK, "Path of the file, relative to the backlog root."},
+	{"product", TEXTOID, "text", WALK, "<product> when the path starts with products/<product>/."},
+	{"kind", TEXTOID, "text", WALK, "item, decision, index or other."},
+	{"size", INT8OID, "bigint", WALK, "Size in bytes."},
+	{"mtime", TIMESTAMPTZOID, "timestamptz", WALK, "Last modification time."},
+	{"has_frontmatter", BOOLOID, "boolean", READ, "The file opens with a --- frontmatter fence."},
+	{"error", TEXTOID, "text", FIELDS, "Why the file could not be read or parsed, or which values had the wrong shape; NULL when all is well."},
+};
+
+static const KabsdColumnDef items_cols[] = {
+	{"uid", UUIDOID, "uuid", FIELDS, "Stable identity of the item."},
+	{"id", TEXTOID, "text", FIELDS, "Display id, as written."},
+	{"type", TEXTOID, "text", FIELDS, "Item type, as written."},
+	{"state", TEXTOID, "text", FIELDS, "Workflow state, as written."},
+	{"title", TEXTOID, "text", FIELDS, "Title."},
+	{"priority", TEXTOID, "text", FIELDS, "Priority, as written."},
+	{"parent", TEXTOID, "text", FIELDS, "Display id of the parent item."},
+	{"area", TEXTOID, "text", FIELDS, "Area."},
+	{"iteration", TEXTOID, "text", FIELDS, "Iteration."},
+	{"owner", TEXTOID, "text", FIELDS, "Owner."},
+	{"tags", TEXTARRAYOID, "text[]", FIELDS, "Tags."},
+	{"decisions", TEXTARRAYOID, "text[]", FIELDS, "Ids of related decisions."},
+	{"created", DATEOID, "date", FIELDS, "Creation date (the date part of a date and time)."},
+	{"updated", DATEOID, "date", FIELDS, "Last update date (the date part of a date and time)."},
+	PATH_COLS(0),
+	{"mtime", TIMESTAMPTZOID, "timestamptz", WALK, "Last modification time of the file."},
+	{"frontmatter", JSONBOID, "jsonb", READ, "The whole frontmatter, unknown keys included."},
+	{"body", TEXTOID, "text", READ, "Markdown after the frontmatter, verbatim."},
+};
+
+static const KabsdColumnDef decisions_cols[] = {
+	{"uid", UUIDOID, "uuid", FIELDS, "Stable identity of the decision."},
+	{"id", TEXTOID, "text", FIELDS, "Display id, as written."},
+	{"title", TEXTOID, "text", FIELDS, "Title."},
+	{"status", TEXTOID, "text", FIELDS, "status, else state, as written."},
+	{"date", DATEOID, "date", FIELDS, "date, else decision_date, else created."},
+	{"deciders", TEXTARRAYOID, "text[]", FIELDS, "Who decided."},
+	{"related_items", TEXTARRAYOID, "text[]", FIELDS, "Ids of related items."},
+	{"supersedes", TEXTOID, "text", FIELDS, "Id of the decision this one replaces."},
+	{"superseded_by", TEXTOID, "text", FIELDS, "Id of the decision that replaces this one."},
+	{"tags", TEXTARRAYOID, "text[]", FIELDS, "Tags."},
+	PATH_COLS(0),
+	{"mtime", TIMESTAMPTZOID, "timestamptz", WALK, "Last modification time of the file."},
+	{"frontmatter", JSONBOID, "jsonb", READ, "The whole frontmatter, unknown keys included."},
+	{"body", TEXTOID, "text", READ, "Markdown after the frontmatter, verbatim."},
+};
+
+static const KabsdColumnDef links_cols[] = {
+	{"source_uid", UUIDOID, "uuid", FIELDS, "uid of the item that writes the edge."},
+	{"source_id", TEXTOID, "text", FIELDS, "id of the item that writes the edge."},
+	{"ordinal", INT4OID, "integer", WALK, "1-based position among the item's edges."},
+	{"type", TEXTOID, "text", WALK, "parent, relates, blocks, blocked_by, decision or wikilink."},
+	{"target_id", TEXTOID, "text", WALK, "The target, as written."},
+	PATH_COLS(0),
+};
+
+static const KabsdColumnDef worklog_cols[] = {
+	{"item_uid", UUIDOID, "uuid", FIELDS, "uid of the item."},
+	{"item_id", TEXTOID, "text", FIELDS, "id of the item."},
+	{"ordinal", INT4OID, "integer", WALK, "1-based position in the item's worklog."},
+	{"at", TIMESTAMPOID, "timestamp", WALK, "When; NULL when the written time is no real date and time."},
+	{"agent", TEXTOID, "text", WALK, "The [agent=NAME] tag."},
+	{"model", TEXTOID, "text", WALK, "The [model=NAME] tag."},
+	{"message", TEXTOID, "text", WALK, "The message, continuation lines joined with newlines."},
+	{"new_state", TEXTOID, "text", WALK, "X when the message says State -> X."},
+	PATH_COLS(0),
+};
+
+static const KabsdColumnDef sections_cols[] = {
+	{"item_uid", UUIDOID, "uuid", FIELDS, "uid of the item or decision."},
+	{"item_id", TEXTOID, "text", FIELDS, "id of the item or decision."},
+	{"ordinal", INT4OID, "integer", WALK, "1-based position among the body's headings."},
+	{"level", INT4OID, "integer", WALK, "Heading level, 1 to 6."},
+	{"heading", TEXTOID, "text", WALK, "Heading text, as written."},
+	{"content", TEXTOID, "text", WALK, "Markdown source up to the next heading, trimmed."},
+	PATH_COLS(0),
+};
+
+static const KabsdColumnDef checklist_cols[] = {
+	{"item_uid", UUIDOID, "uuid", FIELDS, "uid of the item."},
+	{"item_id", TEXTOID, "text", FIELDS, "id of the item."},
+	{"section", TEXTOID, "text", WALK, "The nearest heading above the entry."},
+	{"ordinal", INT4OID, "integer", WALK, "1-based position among the item's entries."},
+	{"checked", BOOLOID, "boolean", WALK, "[x] or [X]."},
+	{"text", TEXTOID, "text", WALK, "The entry's text, as written."},
+	PATH_COLS(0),
+};
+
+#define NCOLS(a) ((int) lengthof(a))
+
+const KabsdTableDef kabsd_tables[KT_COUNT] = {
+	{"files", files_cols, NCOLS(files_cols), KB_SCOPE_ALL, 0,
+	"Every Markdown file under the backlog root."},
+	{"items", items_cols, NCOLS(items_cols), KB_SCOPE_ITEMS, KB_NEED_READ,
+	"One row per work item file with a non-null id or uid."},
+	{"decisions", decisions_cols, NCOLS(decisions_cols), KB_SCOPE_DECISIONS,
+		KB_NEED_READ,
+	"One row per decision (ADR) file with frontmatter."},
+	{"links", links_cols, NCOLS(links_cols), KB_SCOPE_ITEMS,
+		KB_NEED_READ | KB_NEED_LINKS | KB_NEED_WIKILINKS,
+	"One row per edge that an item writes."},
+	{"worklog", worklog_cols, NCOLS(worklog_cols), KB_SCOPE_ITEMS,
+		KB_NEED_READ | KB_NEED_WORKLOG,
+	"One row per entry of an item's Worklog sections."},
+	{"sections", sections_cols, NCOLS(sections_cols), KB_SCOPE_ITEMS_DECISIONS,
+		KB_NEED_READ | KB_NEED_MARKDOWN,
+	"One row per heading of an item's or decision's body."},
+	{"checklist", checklist_cols, NCOLS(checklist_cols), KB_SCOPE_ITEMS,
+		KB_NEED_READ | KB_NEED_CHECKLIST,
+	"One row per task-list entry of an item's body."},
+};
+
+/* Types an attribute mapped to a frontmatter key may have. */
+static bool
+key_type_allowed(Oid type)
+{
+	switch (type)
+	{
+		case TEXTOID:
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+		case NUMERICOID:
+		case BOOLOID:
+		case DATEOID:
+		case TIMESTAMPOID:
+		case TIMESTAMPTZOID:
+		case UUIDOID:
+		case TEXTARRAYOID:
+		case JSONBOID:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/*
+ * Matches a foreign table's attributes to the data model by name, or to a
+ * frontmatter key by the column option "key".  Everything that does not
+ * fit is an error here, so that it fails when the table is created (the
+ * extension's event trigger calls this) rather than in a query.
+ */
+KabsdBinding *
+kabsd_bind_columns(Relation rel, KabsdTable table)
+{
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	const KabsdTableDef *def = &kabsd_tables[table];
+	KabsdBinding *b = palloc0(sizeof(KabsdBinding));
+
+	b->table = table;
+	b->natts = tupdesc->natts;
+	b->cols = palloc0(sizeof(KabsdColumn) * Max(1, tupdesc->natts));
+	for (int i = 0; i < tupdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+		KabsdColumn *col = &b->cols[i];
+		List	   *options;
+		ListCell   *lc;
+		const char *attname = NameStr(att->attname);
+
+		col->type = att->atttypid;
+		col->colid = KABSD_COL_DROPPED;
+		if (att->attisdropped)
+			continue;
+		options = GetForeignColumnOptions(RelationGetRelid(rel), att->attnum);
+		foreach(lc, options)
+		{
+			DefElem    *d = lfirst(lc);
+
+			if (strcmp(d->defname, "key") == 0)
+				col->key = defGetString(d);
+		}
+		if (col->key)
+		{
+			if (!key_type_allowed(att->atttypid))
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
+						 errmsg("column \"%s\" of foreign table \"%s\" cannot map a frontmatter key to type %s",
+								attname, RelationGetRelationName(rel),
+								format_type_be(att->atttypid)),
+						 errhint("Use text, smallint, integer, bigint, numeric, boolean, date, timestamp, timestamptz, uuid, text[] or jsonb.")));
+			col->colid = KABSD_COL_KEY;
+			continue;
+		}
+		for (int c = 0; c < def->ncols; c++)
+		{
+			if (strcmp(def->cols[c].name, attname) == 0)
+			{
+				col->colid = c;
+				break;
+			}
+		}
+		if (col->colid < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_COLUMN_NAME_NOT_FOUND),
+					 errmsg("column \"%s\" of foreign table \"%s\" is not a column of backlog table \"%s\"",
+							attname, RelationGetRelationName(rel), def->name),
+					 errhint("Name a column of \"%s\", or map the column to a frontmatter key with OPTIONS (key 'name').",
+							 def->name)));
+		if (def->cols[col->colid].type != att->atttypid)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
+					 errmsg("column \"%s\" of foreign table \"%s\" has type %s, but backlog table \"%s\" gives %s",
+							attname, RelationGetRelationName(rel),
+							format_type_be(att->atttypid), def->name,
+							def->cols[col->colid].sqltype)));
+	}
+	return b;
+}
+
+/* KB_NEED_* flags to compute attribute attno (1-based). */
+int
+kabsd_column_need(const KabsdBinding *b, int attno)
+{
+	const KabsdColumn *col = &b->cols[attno - 1];
+
+	if (col->colid == KABSD_COL_KEY)
+		return KB_NEED_READ;
+	if (col->colid < 0)
+		return 0;
+	return kabsd_tables[b->table].cols[col->colid].need;
+}
+
+/*
+ * CREATE FOREIGN TABLE statements for IMPORT FOREIGN SCHEMA, honouring
+ * LIMIT TO and EXCEPT.
+ */
+List *
+kabsd_import_statements(const char *server, const char *schema,
+						List *table_list, int list_type)
+{
+	List	   *cmds = NIL;
+
+	for (int t = 0; t < KT_COUNT; t++)
+	{
+		const KabsdTableDef *def = &kabsd_tables[t];
+		bool		listed = false;
+		ListCell   *lc;
+		StringInfoData buf;
+
+		foreach(lc, table_list)
+		{
+			RangeVar   *rv = lfirst(lc);
+
+			if (strcmp(rv->relname, def->name) == 0)
+				listed = true;
+		}
+		if ((list_type == FDW_IMPORT_SCHEMA_LIMIT_TO && !listed) ||
+			(list_type == FDW_IMPORT_SCHEMA_EXCEPT && listed))
+			continue;
+
+		initStringInfo(&buf);
+		appendStringInfo(&buf, "CREATE FOREIGN TABLE %s.%s (",
+						 quote_identifier(schema), quote_identifier(def->name));
+		for (int c = 0; c < def->ncols; c++)
+			appendStringInfo(&buf, "%s%s %s", c ? ", " : "",
+							 quote_identifier(def->cols[c].name),
+							 def->cols[c].sqltype);
+		appendStringInfo(&buf, ") SERVER %s OPTIONS (\"table\" %s)",
+						 quote_identifier(server),
+						 quote_literal_cstr(def->name));
+		cmds = lappend(cmds, buf.data);
+	}
+	return cmds;
+}
