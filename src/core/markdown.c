@@ -212,6 +212,24 @@ is_atx_line(KbText line)
 	return n >= 1 && n <= 6 && (i == line.len || is_blank_char(line.ptr[i]));
 }
 
+/* A line of only "=" or only "-" (with blanks around): a setext underline. */
+static bool
+is_setext_underline(KbText line)
+{
+	KbText		t = kb_trim(line.ptr, line.len);
+	char		c;
+
+	if (line.len > 0 && line.ptr[0] == '>')
+		t = kb_trim(line.ptr + 1, line.len - 1);
+	if (t.len == 0 || (t.ptr[0] != '=' && t.ptr[0] != '-'))
+		return false;
+	c = t.ptr[0];
+	for (size_t i = 0; i < t.len; i++)
+		if (t.ptr[i] != c)
+			return false;
+	return true;
+}
+
 /*
  * Joins lines first..last of a block, the first from column col and the
  * others without leading blanks, each without trailing blanks; trimmed.
@@ -343,10 +361,16 @@ on_heading(KbMdState *st, cmark_node *node)
 	else
 	{
 		/* setext: the text lines, then the underline */
-		if (join_lines(st->a, &st->lines, first, last - 1, col, 0,
+		int			under = last;
+
+		while (under > first && !is_setext_underline(line_from(&st->lines, under, 1)))
+			under--;
+		if (under == first)
+			under = last + 1;
+		if (join_lines(st->a, &st->lines, first, under - 1, col, 0,
 					   &sec->heading) != KB_OK)
 			return KB_ENOMEM;
-		sec->raw_start = line_begin(&st->lines, last + 1);
+		sec->raw_start = line_begin(&st->lines, under + 1);
 	}
 	return KB_OK;
 }

@@ -35,6 +35,7 @@ typedef struct KbFrame
 {
 	KbValue    *value;
 	size_t		cap;
+	size_t		slots;			/* items filled: a map's keys and values */
 	KbAnchor   *anchor;			/* its anchor, completed when it closes */
 } KbFrame;
 
@@ -190,7 +191,7 @@ attach(KbYamlBuilder *b, const yaml_mark_t *mark, KbValue *v)
 	}
 	f = &b->stack[b->depth - 1];
 	parent = f->value;
-	slots = parent->kind == KB_VAL_MAP ? parent->n * 2 : parent->n;
+	slots = f->slots;
 	if (parent->kind == KB_VAL_MAP && slots % 2 == 0 &&
 		(v->kind == KB_VAL_MAP || v->kind == KB_VAL_SEQ))
 	{
@@ -206,14 +207,9 @@ attach(KbYamlBuilder *b, const yaml_mark_t *mark, KbValue *v)
 	}
 	parent->items = items;
 	items[slots] = v;
-	if (parent->kind == KB_VAL_MAP)
-	{
-		/* n counts pairs; a key alone does not complete one */
-		if (slots % 2 == 1)
-			parent->n++;
-	}
-	else
-		parent->n++;
+	f->slots++;
+	/* n counts a map's pairs: a key alone does not complete one */
+	parent->n = parent->kind == KB_VAL_MAP ? f->slots / 2 : f->slots;
 	return true;
 }
 
@@ -319,6 +315,7 @@ on_collection_start(KbYamlBuilder *b, yaml_event_t *ev, KbValueKind kind,
 	f = &b->stack[b->depth++];
 	f->value = v;
 	f->cap = 0;
+	f->slots = 0;
 	f->anchor = NULL;
 	if (anchor)
 	{
