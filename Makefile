@@ -18,7 +18,7 @@ PG_CFLAGS = -std=gnu99
 
 # pg_regress suites: one per table and per concern
 REGRESS = setup files items decisions links worklog sections checklist \
-	hostile options readonly planner refresh
+	hostile options readonly planner
 REGRESS_OPTS = --load-extension=kabsd_fdw
 
 EXTRA_CLEAN = results regression.diffs regression.out test/unit/test_core test/fuzz/fuzz_core sql/$(EXTENSION)--$(EXTVERSION).sql

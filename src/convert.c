@@ -332,6 +332,7 @@ key_datum(const KbFile *f, const char *key, Oid type, bool *isnull)
 
 				if (!kb_parse_date_prefix(t.ptr, t.len, &d))
 					return (Datum) 0;
+				*isnull = false;
 				return date_datum(true, &d, isnull);
 			}
 		case TIMESTAMPOID:
@@ -362,6 +363,7 @@ key_datum(const KbFile *f, const char *key, Oid type, bool *isnull)
 
 				if (!kb_parse_uuid(t.ptr, t.len, u))
 					return (Datum) 0;
+				*isnull = false;
 				return uuid_datum(true, u, isnull);
 			}
 		default:

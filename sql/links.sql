@@ -1,0 +1,12 @@
+--
+-- links: parent, relates, blocks, blocked_by (under links: and at the top
+-- level), decision, then wikilinks from the body's text (not from code)
+--
+SELECT source_id, source_uid, ordinal, type, target_id, product
+FROM live.links ORDER BY path, ordinal;
+
+-- wrong shapes yield no edge: parent: [a, b] and links: "none"
+SELECT count(*) FROM live.links WHERE source_id = 'ALP-BUG-0001';
+
+-- code spans and fenced code hold no wikilinks
+SELECT count(*) FROM live.links WHERE target_id LIKE '%not-a-link%';

@@ -1,0 +1,33 @@
+--
+-- Planning: projections, product pruning, EXPLAIN, ANALYZE, rescans
+--
+-- EXPLAIN names the root and the table; without ANALYZE nothing is walked
+SELECT * FROM explain_backlog('SELECT id FROM live.items', false);
+
+-- a restriction on product walks that product's folder only
+SELECT * FROM explain_backlog($$SELECT id FROM live.items WHERE product = 'beta'$$);
+SELECT id FROM live.items WHERE product = 'beta';
+SELECT * FROM explain_backlog($$SELECT path FROM live.files WHERE 'alpha' = product$$);
+
+-- items reads only item folders
+SELECT * FROM explain_backlog('SELECT count(*) FROM live.items');
+
+-- ANALYZE samples rows, so the planner has real estimates
+ANALYZE live.items;
+ANALYZE live.sections;
+SELECT relname, reltuples FROM pg_class WHERE oid IN ('live.items'::regclass, 'live.sections'::regclass) ORDER BY 1;
+SELECT attname, n_distinct FROM pg_stats WHERE schemaname = 'live' AND tablename = 'items' AND attname IN ('state', 'product') ORDER BY 1;
+
+-- a nested loop rescans the inner foreign table
+SET enable_hashjoin = off;
+SET enable_mergejoin = off;
+SET enable_material = off;
+SELECT i.id, count(l.*) AS edges
+FROM live.items i JOIN live.links l ON l.path = i.path
+GROUP BY i.id ORDER BY i.id;
+RESET enable_hashjoin;
+RESET enable_mergejoin;
+RESET enable_material;
+
+-- a whole-row reference reads every column
+SELECT count(*) FROM live.decisions d WHERE d::text LIKE $$(%$$;
