@@ -7,7 +7,7 @@ CORE_OBJS = src/core/text.o src/core/yaml.o src/core/values.o \
 	src/core/extract.o src/core/markdown.o src/core/worklog.o \
 	src/core/walk.o src/core/file.o
 OBJS = src/kabsd_fdw.o src/options.o src/tables.o src/convert.o \
-	src/scan.o $(CORE_OBJS)
+	src/scan.o src/refresh.o $(CORE_OBJS)
 
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA = $(wildcard sql/$(EXTENSION)--*--*.sql)
@@ -40,3 +40,9 @@ unitcheck: test/unit/test_core
 	cd test/unit && ./test_core
 
 .PHONY: unitcheck
+
+# libFuzzer target for the core (clang), with ASan and UBSan.
+test/fuzz/fuzz_core: test/fuzz/fuzz_core.c $(CORE_SRCS) src/core/kb_core.h
+	clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=undefined -Isrc/core -o $@ \
+		test/fuzz/fuzz_core.c $(CORE_SRCS) -lyaml -lcmark

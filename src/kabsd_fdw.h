@@ -80,6 +80,9 @@ typedef struct KabsdOptions
 #define KABSD_DEFAULT_MAX_FILE_SIZE (INT64CONST(64) * 1024 * 1024)
 
 /* options.c */
+struct ForeignServer;
+extern void kabsd_get_server_options(struct ForeignServer *server,
+									 KabsdOptions *opts);
 extern void kabsd_get_options(Oid foreigntableid, KabsdOptions *opts);
 extern bool kabsd_parse_table_name(const char *name, KabsdTable *out);
 extern void kabsd_check_root_privilege(void);

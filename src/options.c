@@ -235,17 +235,11 @@ kabsd_fdw_validator(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/*
- * Options of a foreign table and its server.  The table option defaults to
- * the foreign table's own name.
- */
+/* Options of a server: root and max_file_size. */
 void
-kabsd_get_options(Oid foreigntableid, KabsdOptions *opts)
+kabsd_get_server_options(ForeignServer *server, KabsdOptions *opts)
 {
-	ForeignTable *table = GetForeignTable(foreigntableid);
-	ForeignServer *server = GetForeignServer(table->serverid);
 	ListCell   *lc;
-	bool		has_table = false;
 
 	memset(opts, 0, sizeof(*opts));
 	opts->max_file_size = KABSD_DEFAULT_MAX_FILE_SIZE;
@@ -259,6 +253,22 @@ kabsd_get_options(Oid foreigntableid, KabsdOptions *opts)
 		else if (strcmp(def->defname, "max_file_size") == 0)
 			opts->max_file_size = parse_max_file_size(defGetString(def));
 	}
+	if (opts->root == NULL)
+		elog(ERROR, "kabsd_fdw server \"%s\" has no root", server->servername);
+}
+
+/*
+ * Options of a foreign table and its server.  The table option defaults to
+ * the foreign table's own name.
+ */
+void
+kabsd_get_options(Oid foreigntableid, KabsdOptions *opts)
+{
+	ForeignTable *table = GetForeignTable(foreigntableid);
+	ListCell   *lc;
+	bool		has_table = false;
+
+	kabsd_get_server_options(GetForeignServer(table->serverid), opts);
 	foreach(lc, table->options)
 	{
 		DefElem    *def = lfirst(lc);
@@ -280,6 +290,4 @@ kabsd_get_options(Oid foreigntableid, KabsdOptions *opts)
 							relname ? relname : "?"),
 					 errhint("Add OPTIONS (table 'items'), or name the foreign table after one of files, items, decisions, links, worklog, sections and checklist.")));
 	}
-	if (opts->root == NULL)
-		elog(ERROR, "kabsd_fdw server \"%s\" has no root", server->servername);
 }

@@ -46,7 +46,7 @@ KbKind
 kb_classify_path(const char *path, KbText *product)
 {
 	size_t		len = strlen(path);
-	const char *p;
+	const char *p = path;
 	const char *slash;
 
 	product->ptr = NULL;

@@ -1,0 +1,485 @@
+/*-------------------------------------------------------------------------
+ *
+ * test_core.c
+ *		  Unit tests of the parsing core, built with a plain cc (no
+ *		  PostgreSQL).  The allocator records every block so that each test
+ *		  frees all it used, and can fail the Nth allocation so that the
+ *		  out-of-memory paths run too (under ASan or valgrind in CI).
+ *
+ * test/unit/test_core.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "kb_core.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int	passed;
+static int	failed;
+
+#define CHECK(cond) \
+	do { \
+		if (cond) \
+			passed++; \
+		else \
+		{ \
+			failed++; \
+			fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); \
+		} \
+	} while (0)
+
+/* ---------------------------------------------------------------------
+ * A tracking allocator: a list of blocks, freed all at once.
+ * ---------------------------------------------------------------------
+ */
+typedef struct Block
+{
+	struct Block *next;
+	struct Block *prev;
+	size_t		size;
+	/* the payload follows, max-aligned */
+} Block;
+
+#define HDR ((sizeof(Block) + 15) & ~(size_t) 15)
+
+typedef struct Arena
+{
+	Block	   *head;
+	long		fail_at;		/* fail the Nth allocation (1-based), 0: never */
+	long		count;
+} Arena;
+
+static void *
+t_alloc(void *ctx, size_t size)
+{
+	Arena	   *ar = ctx;
+	Block	   *b;
+
+	if (ar->fail_at && ++ar->count == ar->fail_at)
+		return NULL;
+	b = malloc(HDR + size);
+	if (b == NULL)
+		return NULL;
+	b->size = size;
+	b->prev = NULL;
+	b->next = ar->head;
+	if (ar->head)
+		ar->head->prev = b;
+	ar->head = b;
+	return (char *) b + HDR;
+}
+
+static void
+t_free(void *ctx, void *ptr)
+{
+	Arena	   *ar = ctx;
+	Block	   *b = (Block *) ((char *) ptr - HDR);
+
+	if (b->prev)
+		b->prev->next = b->next;
+	else
+		ar->head = b->next;
+	if (b->next)
+		b->next->prev = b->prev;
+	free(b);
+}
+
+static void *
+t_realloc(void *ctx, void *ptr, size_t oldsize, size_t newsize)
+{
+	void	   *p = t_alloc(ctx, newsize);
+
+	if (p == NULL)
+		return NULL;
+	memcpy(p, ptr, oldsize < newsize ? oldsize : newsize);
+	t_free(ctx, ptr);
+	return p;
+}
+
+static void
+t_oom(void *ctx)
+{
+	fprintf(stderr, "out of memory inside cmark\n");
+	abort();
+}
+
+static KbAlloc
+arena_alloc(Arena *ar)
+{
+	KbAlloc		a = {ar, t_alloc, t_realloc, t_free, t_oom};
+
+	memset(ar, 0, sizeof(*ar));
+	return a;
+}
+
+static void
+arena_reset(Arena *ar)
+{
+	while (ar->head)
+	{
+		Block	   *next = ar->head->next;
+
+		free(ar->head);
+		ar->head = next;
+	}
+	ar->count = 0;
+}
+
+static bool
+text_is(KbText t, const char *s)
+{
+	return t.ptr != NULL && t.len == strlen(s) && memcmp(t.ptr, s, t.len) == 0;
+}
+
+/* ---------------------------------------------------------------------
+ * Tests
+ * ---------------------------------------------------------------------
+ */
+static void
+test_utf8(void)
+{
+	size_t		off;
+	bool		nul;
+
+	CHECK(kb_check_utf8("plain ascii", 11, &off, &nul));
+	CHECK(kb_check_utf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 14, &off, &nul));
+	CHECK(!kb_check_utf8("caf\xe9", 4, &off, &nul) && off == 3 && !nul);
+	CHECK(!kb_check_utf8("\xc0\xaf", 2, &off, &nul) && off == 0);	/* overlong */
+	CHECK(!kb_check_utf8("\xed\xa0\x80", 3, &off, &nul));	/* surrogate */
+	CHECK(!kb_check_utf8("\xf4\x90\x80\x80", 4, &off, &nul));	/* > U+10FFFF */
+	CHECK(!kb_check_utf8("ab\xe2\x82", 4, &off, &nul) && off == 2);	/* truncated */
+	CHECK(!kb_check_utf8("a\0b", 3, &off, &nul) && nul && off == 1);
+	CHECK(kb_utf8_clip("ab\xe2\x82\xac", 4) == 2);
+	CHECK(kb_utf8_clip("ab\xe2\x82\xac", 5) == 5);
+}
+
+static void
+test_split(void)
+{
+	KbSplit		s;
+	const char *doc = "---\nid: A\n---\nbody\n";
+
+	CHECK(kb_split_frontmatter(doc, strlen(doc), &s) == KB_SPLIT_OK);
+	CHECK(s.yaml_len == 6 && memcmp(s.yaml, "id: A\n", 6) == 0);
+	CHECK(s.body_len == 5 && memcmp(s.body, "body\n", 5) == 0);
+	doc = "\xEF\xBB\xBF---\r\nid: B\r\n...\r\nrest";
+	CHECK(kb_split_frontmatter(doc, strlen(doc), &s) == KB_SPLIT_OK);
+	CHECK(s.body_len == 4);
+	doc = "# no frontmatter\n";
+	CHECK(kb_split_frontmatter(doc, strlen(doc), &s) == KB_SPLIT_NONE);
+	doc = "--- \nid: A\n---\n";
+	CHECK(kb_split_frontmatter(doc, strlen(doc), &s) == KB_SPLIT_NONE);
+	doc = "---\nid: A\n";
+	CHECK(kb_split_frontmatter(doc, strlen(doc), &s) == KB_SPLIT_UNCLOSED);
+	doc = "---\n---";
+	CHECK(kb_split_frontmatter(doc, strlen(doc), &s) == KB_SPLIT_OK && s.yaml_len == 0);
+	CHECK(kb_split_frontmatter("", 0, &s) == KB_SPLIT_NONE);
+}
+
+static KbValue *
+parse(const KbAlloc *a, const char *yaml, char **error)
+{
+	KbYamlLimits lim = {KB_YAML_MAX_NODES, KB_YAML_MAX_DEPTH};
+	KbValue    *v = NULL;
+
+	*error = NULL;
+	if (kb_yaml_parse(a, yaml, strlen(yaml), 2, &lim, &v, error) != KB_OK)
+		return NULL;
+	return v;
+}
+
+static void
+test_yaml(void)
+{
+	Arena		ar;
+	KbAlloc		a = arena_alloc(&ar);
+	char	   *err;
+	KbValue    *v;
+	const KbValue *x;
+
+	v = parse(&a, "id: 0042\nn: 12\nd: 2.5\ne: 1e5\nb: true\nz: ~\nq: 'true'\ns: [a, ~, 3]\nm: {k: v}\nid: last\n", &err);
+	CHECK(v != NULL && err == NULL);
+	CHECK((x = kb_map_get(v, "id")) && strcmp(x->text, "last") == 0);
+	CHECK((x = kb_map_get(v, "n")) && x->kind == KB_VAL_NUMBER);
+	CHECK((x = kb_map_get(v, "d")) && x->kind == KB_VAL_NUMBER);
+	CHECK((x = kb_map_get(v, "e")) && x->kind == KB_VAL_STRING);
+	CHECK((x = kb_map_get(v, "b")) && x->kind == KB_VAL_BOOL);
+	CHECK((x = kb_map_get(v, "z")) && x->kind == KB_VAL_NULL);
+	CHECK((x = kb_map_get(v, "q")) && x->kind == KB_VAL_STRING);
+	CHECK((x = kb_map_get(v, "s")) && x->kind == KB_VAL_SEQ && x->n == 3 &&
+		  x->items[1]->kind == KB_VAL_NULL);
+	CHECK((x = kb_map_get_path(v, "m.k")) && strcmp(x->text, "v") == 0);
+	CHECK(kb_map_get_path(v, "m.k.deeper") == NULL);
+	CHECK(kb_map_get(v, "absent") == NULL);
+
+	/* anchors and aliases share nodes; << is an ordinary key */
+	v = parse(&a, "base: &b {x: 1}\ncopy: *b\n<<: *b\n", &err);
+	CHECK(v != NULL && kb_map_get(v, "copy") == kb_map_get(v, "base"));
+	CHECK(kb_map_get(v, "<<") != NULL);
+
+	/* errors */
+	v = parse(&a, "- a\n- b\n", &err);
+	CHECK(v == NULL && err && strstr(err, "not a mapping"));
+	v = parse(&a, "", &err);
+	CHECK(v == NULL && err && strstr(err, "empty"));
+	v = parse(&a, "a: 1\n---\nb: 2\n", &err);
+	CHECK(v == NULL && err && strstr(err, "more than one YAML document"));
+	v = parse(&a, "a: [1\n", &err);
+	CHECK(v == NULL && err && strstr(err, "invalid YAML in frontmatter at line"));
+	v = parse(&a, "a: &x [*x]\n", &err);
+	CHECK(v == NULL && err && strstr(err, "recursive alias"));
+	v = parse(&a, "a: *nowhere\n", &err);
+	CHECK(v == NULL && err && strstr(err, "undefined anchor"));
+	v = parse(&a, "? [a, b]\n: c\n", &err);
+	CHECK(v == NULL && err && strstr(err, "key is not a scalar"));
+
+	/* an alias bomb stops at the node limit */
+	{
+		char		bomb[2048];
+		size_t		n = 0;
+
+		n += snprintf(bomb + n, sizeof(bomb) - n, "a0: &a0 [x,x,x,x,x,x,x,x,x,x]\n");
+		for (int i = 1; i <= 9; i++)
+			n += snprintf(bomb + n, sizeof(bomb) - n,
+						  "a%d: &a%d [*a%d,*a%d,*a%d,*a%d,*a%d,*a%d,*a%d,*a%d,*a%d,*a%d]\n",
+						  i, i, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1,
+						  i - 1, i - 1, i - 1);
+		v = parse(&a, bomb, &err);
+		CHECK(v == NULL && err && strstr(err, "100000 nodes"));
+	}
+	/* deep nesting stops at the depth limit */
+	{
+		char	   *deep = malloc(20010);
+
+		strcpy(deep, "d: ");
+		memset(deep + 3, '[', 10000);
+		memset(deep + 10003, ']', 10000);
+		deep[20003] = '\0';
+		v = parse(&a, deep, &err);
+		CHECK(v == NULL && err && strstr(err, "deeper than 100"));
+		free(deep);
+	}
+	arena_reset(&ar);
+}
+
+static void
+test_values(void)
+{
+	KbDate		d;
+	KbTimestamp ts;
+	unsigned char u[16];
+	int64_t		n;
+
+	CHECK(kb_parse_date_prefix("2026-01-07", 10, &d) && d.day == 7);
+	CHECK(kb_parse_date_prefix("2026-01-07 10:35:00", 19, &d) && d.month == 1);
+	CHECK(kb_parse_date_prefix("2024-02-29T10:35:00Z", 20, &d));
+	CHECK(!kb_parse_date_prefix("2026-02-29", 10, &d));
+	CHECK(!kb_parse_date_prefix("yesterday", 9, &d));
+	CHECK(!kb_parse_date_prefix("2026-01-07 junk", 15, &d));
+	CHECK(kb_parse_timestamp("2026-01-07 10:35", 16, &ts) && ts.minute == 35);
+	CHECK(kb_parse_timestamp("2026-01-07T10:35:01.25+02:00", 28, &ts) &&
+		  ts.usec == 250000 && ts.offset_sec == 7200);
+	CHECK(!kb_parse_timestamp("2026-13-45 25:99", 16, &ts));
+	CHECK(!kb_parse_timestamp("2026-01-07 24:00", 16, &ts));
+	CHECK(kb_parse_uuid("019b8f52-9f3a-7c41-8e2d-5a1b3c4d5e6f", 36, u) && u[0] == 0x01);
+	CHECK(!kb_parse_uuid("12", 2, u));
+	CHECK(!kb_parse_uuid("019b8f52-9f3a-7c41-8e2d-5a1b3c4d5e6g", 36, u));
+	CHECK(kb_parse_int64("-9223372036854775808", 20, &n) && n < 0);
+	CHECK(!kb_parse_int64("9223372036854775808", 19, &n));
+	CHECK(kb_is_json_number("-0.5", 4) && kb_is_json_number("12", 2));
+	CHECK(!kb_is_json_number("0042", 4) && !kb_is_json_number("1.", 2) &&
+		  !kb_is_json_number("+1", 2) && !kb_is_json_number("0x1F", 4));
+}
+
+static void
+test_item_fields(void)
+{
+	Arena		ar;
+	KbAlloc		a = arena_alloc(&ar);
+	char	   *err;
+	KbValue    *v;
+	KbItem		item;
+	KbNotes		notes;
+	KbLinks		links;
+
+	v = parse(&a, "id: 7\nuid: 12\ntags: \"a,b\"\ncreated: yesterday\nparent: [a, b]\n"
+			  "links: {relates: [x, ~, ''], blocks: y}\nblocked_by: [z]\ndecisions: [ADR-1]\n",
+			  &err);
+	CHECK(v != NULL);
+	kb_buf_init(&notes.buf, &a);
+	CHECK(kb_extract_item(&a, v, &item, &notes) == KB_OK);
+	CHECK(text_is(item.id, "7") && !item.has_uid && !item.tags.present &&
+		  !item.has_created && item.parent.ptr == NULL);
+	CHECK(strstr(notes.buf.data, "key \"uid\": expected a UUID, got \"12\"") != NULL);
+	CHECK(strstr(notes.buf.data, "key \"tags\": expected a list, got \"a,b\"") != NULL);
+	memset(&links, 0, sizeof(links));
+	CHECK(kb_extract_links(&a, v, &links, &notes) == KB_OK);
+	/* relates x (null and empty dropped), blocked_by z, decision ADR-1 */
+	CHECK(links.n == 3 && links.links[0].type == KB_LINK_RELATES &&
+		  links.links[1].type == KB_LINK_BLOCKED_BY &&
+		  links.links[2].type == KB_LINK_DECISION);
+	CHECK(strstr(notes.buf.data, "key \"links.blocks\": expected a list") != NULL);
+	arena_reset(&ar);
+}
+
+static void
+test_markdown(void)
+{
+	Arena		ar;
+	KbAlloc		a = arena_alloc(&ar);
+	KbMarkdown	md;
+	const char *body =
+		"# Title #\n\nSee [[A-1]] and [[B-2|alias]], not `[[code]]`.\n\n"
+		"Setext\n------\n\n```\n# not a heading [[nor-link]]\n```\n\n"
+		"## Acceptance Criteria\n\n- [ ] one\n  more\n- [x] two\n1. [X]\tthree\n- [ ]\n\n"
+		"> ### Quoted\n\n## worklog\n\nbefore\n"
+		"2026-01-07 09:00 [agent=a] [model=m] Start\n  - detail\n"
+		"2026-13-45 25:99 [agent=b] State -> Done now\n";
+
+	CHECK(kb_markdown_analyze(&a, body, strlen(body),
+							  KB_MD_CHECKLIST | KB_MD_WIKILINKS | KB_MD_WORKLOG,
+							  &md) == KB_OK);
+	CHECK(md.nsections == 5);
+	CHECK(text_is(md.sections[0].heading, "Title") && md.sections[0].level == 1);
+	CHECK(text_is(md.sections[1].heading, "Setext") && md.sections[1].level == 2);
+	CHECK(text_is(md.sections[3].heading, "Quoted") && md.sections[3].level == 3);
+	CHECK(md.nwikilinks == 2 && text_is(md.wikilinks[0], "A-1") &&
+		  text_is(md.wikilinks[1], "B-2"));
+	CHECK(md.nchecks == 3);
+	CHECK(text_is(md.checks[0].text, "one\nmore") && !md.checks[0].checked);
+	CHECK(md.checks[2].checked && text_is(md.checks[2].text, "three"));
+	CHECK(md.checks[0].section == 2);
+	CHECK(md.nworklog == 2);
+	CHECK(md.worklog[0].has_at && text_is(md.worklog[0].agent, "a") &&
+		  text_is(md.worklog[0].model, "m") &&
+		  text_is(md.worklog[0].message, "Start\n  - detail"));
+	CHECK(!md.worklog[1].has_at && text_is(md.worklog[1].new_state, "Done"));
+	arena_reset(&ar);
+}
+
+/* Every allocation that fails must come back as KB_ENOMEM, never a crash
+ * or a leak (ASan/valgrind check the latter). */
+static void
+test_out_of_memory(void)
+{
+	Arena		ar;
+	KbAlloc		a = arena_alloc(&ar);
+	const char *yaml = "id: A\ntags: [a, b, c]\nm: &m {x: [1, 2]}\nn: *m\n";
+	long		n;
+	int			enomem = 0;
+
+	for (n = 1; n < 200; n++)
+	{
+		KbYamlLimits lim = {KB_YAML_MAX_NODES, KB_YAML_MAX_DEPTH};
+		KbValue    *v;
+		char	   *err;
+		int			rc;
+
+		ar.fail_at = n;
+		rc = kb_yaml_parse(&a, yaml, strlen(yaml), 2, &lim, &v, &err);
+		arena_reset(&ar);
+		if (rc == KB_OK)
+			break;
+		enomem += rc == KB_ENOMEM;
+	}
+	CHECK(enomem == n - 1 && n > 5 && n < 200);
+}
+
+static void
+write_file(const char *path, const char *text)
+{
+	FILE	   *f = fopen(path, "w");
+
+	fputs(text, f);
+	fclose(f);
+}
+
+static void
+test_walk(void)
+{
+	Arena		ar;
+	KbAlloc		a = arena_alloc(&ar);
+	char		root[] = "/tmp/kb_unit_XXXXXX";
+	char		path[512];
+	KbWalk	   *w;
+	KbEntry		e;
+	int			err;
+	int			n = 0,
+				errors = 0;
+	bool		saw_gone = false;
+
+	CHECK(mkdtemp(root) != NULL);
+	snprintf(path, sizeof(path), "mkdir -p %s/products/p/items/t %s/products/q/items", root, root);
+	CHECK(system(path) == 0);
+	snprintf(path, sizeof(path), "%s/products/q/items/Q.md", root);
+	write_file(path, "---\nid: Q\n---\n");
+	snprintf(path, sizeof(path), "%s/products/p/items/t/A.md", root);
+	write_file(path, "---\nid: A\n---\n");
+	snprintf(path, sizeof(path), "%s/products/p/items/t/gone.md", root);
+	write_file(path, "---\nid: G\n---\n");
+	snprintf(path, sizeof(path), "%s/README.md", root);
+	write_file(path, "readme");
+	snprintf(path, sizeof(path), "%s/products/p/items/t/out.md", root);
+	CHECK(symlink("/etc/passwd", path) == 0);
+	snprintf(path, sizeof(path), "%s/products/p/items/up", root);
+	CHECK(symlink("..", path) == 0);
+
+	w = kb_walk_open(&a, root, KB_SCOPE_ALL, NULL, &err);
+	CHECK(w != NULL);
+	while (w && kb_walk_next(w, &e) == 1)
+	{
+		n++;
+		if (e.error)
+			errors++;
+		if (strstr(e.relpath, "gone.md"))
+		{
+			char	   *data,
+					   *msg;
+			size_t		len;
+
+			/* deleted between listing and reading: an error, not a crash */
+			CHECK(unlink(e.openpath) == 0);
+			CHECK(kb_read_file(&a, &e, 1 << 20, &data, &len, &msg) == KB_OK);
+			CHECK(data == NULL && msg && strstr(msg, "could not open file"));
+			saw_gone = true;
+		}
+	}
+	kb_walk_close(w);
+	CHECK(n == 5 && errors == 1 && saw_gone);	/* README, A, gone, out, Q */
+
+	w = kb_walk_open(&a, root, KB_SCOPE_ITEMS, "p", &err);
+	n = 0;
+	while (w && kb_walk_next(w, &e) == 1)
+		n++;
+	kb_walk_close(w);
+	/* root files are listed (the scan drops them by kind); other products'
+	 * and non-item folders are never entered, nor the link "up" to an
+	 * ancestor */
+	CHECK(n == 3);
+
+	CHECK(kb_walk_open(&a, "/no/such/dir", KB_SCOPE_ALL, NULL, &err) == NULL &&
+		  err == ENOENT);
+	arena_reset(&ar);
+	snprintf(path, sizeof(path), "rm -rf %s", root);
+	CHECK(system(path) == 0);
+}
+
+int
+main(void)
+{
+	test_utf8();
+	test_split();
+	test_yaml();
+	test_values();
+	test_item_fields();
+	test_markdown();
+	test_out_of_memory();
+	test_walk();
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed == 0 ? 0 : 1;
+}
