@@ -18,10 +18,12 @@ PG_CFLAGS = -std=gnu99
 
 # pg_regress suites: one per table and per concern
 REGRESS = setup files items decisions links worklog sections checklist \
-	hostile options readonly planner
+	hostile options readonly planner refresh
 REGRESS_OPTS = --load-extension=kabsd_fdw
+ISOLATION = refresh_concurrency
+ISOLATION_OPTS = --load-extension=kabsd_fdw
 
-EXTRA_CLEAN = results regression.diffs regression.out test/unit/test_core test/fuzz/fuzz_core sql/$(EXTENSION)--$(EXTVERSION).sql
+EXTRA_CLEAN = results output_iso regression.diffs regression.out test/unit/test_core test/fuzz/fuzz_core sql/$(EXTENSION)--$(EXTVERSION).sql
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

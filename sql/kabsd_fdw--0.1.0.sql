@@ -185,6 +185,15 @@ BEGIN
            WHERE kabsd_refresh.name IS NULL OR k.name = kabsd_refresh.name
            ORDER BY k.name
   LOOP
+    -- REFRESH MATERIALIZED VIEW needs the views' owner
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                   WHERE c.oid = pg_catalog.to_regclass(pg_catalog.format('%I.files', b.name))
+                     AND pg_catalog.pg_has_role(c.relowner, 'USAGE')) THEN
+      RAISE EXCEPTION 'permission denied to refresh backlog "%"', b.name
+        USING ERRCODE = 'insufficient_privilege',
+              DETAIL = 'Refreshing rebuilds the snapshot views, which only their owner may do.',
+              HINT = 'Run kabsd_refresh() as the role that attached the backlog, or schedule it as that role.';
+    END IF;
     -- one refresh of a backlog at a time: a second one waits here
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('kabsd_refresh:' || b.name, 0));
     t0 := pg_catalog.clock_timestamp();
@@ -248,7 +257,7 @@ BEGIN
       INSERT INTO kabsd.refresh_history (name, started_at, duration, status, error, sqlstate)
       VALUES (b.name, t0, res.duration, res.status, msg, state);
       RAISE WARNING 'could not refresh backlog "%": %', b.name, msg
-        USING DETAIL = 'The previous snapshot is kept. ' || coalesce(detail, ''),
+        USING DETAIL = pg_catalog.concat_ws(' ', 'The previous snapshot is kept.', nullif(detail, '')),
               HINT = 'See kabsd.refresh_history; the next kabsd_refresh() tries again.';
     END;
     DELETE FROM kabsd.refresh_history h
@@ -257,7 +266,7 @@ BEGIN
                   ORDER BY h2.id DESC OFFSET 999 LIMIT 1);
     PERFORM pg_catalog.pg_notify('kabsd_refresh', pg_catalog.json_build_object(
       'name', b.name, 'status', res.status, 'files', res.files, 'errors', res.errors,
-      'duration_ms', round(extract(epoch FROM res.duration) * 1000), 'error', res.error)::text);
+      'error', res.error)::text);
     RETURN NEXT res;
   END LOOP;
 END
@@ -383,6 +392,7 @@ COMMENT ON FUNCTION kabsd_attach(text, text) IS
 CREATE FUNCTION kabsd_detach(name text)
 RETURNS void
 LANGUAGE plpgsql
+SET client_min_messages = warning
 AS $$
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM kabsd.backlogs k WHERE k.name = kabsd_detach.name) THEN

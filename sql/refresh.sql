@@ -1,0 +1,159 @@
+--
+-- The materialized backlog: kabsd_attach(), kabsd_refresh(), kabsd_status()
+--
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set copy_fixture 'rm -rf /tmp/kabsd-regress-fresh && cp -r ' :abs_srcdir '/test/fixtures/backlog /tmp/kabsd-regress-fresh'
+\set items '/tmp/kabsd-regress-fresh/products/alpha/items/task/0000'
+SELECT kabsd_detach(name) FROM kabsd.backlogs;
+DELETE FROM kabsd.refresh_history;
+COPY (SELECT 1) TO PROGRAM :'copy_fixture';
+
+-- attach builds the server, the live tables, the snapshot, and refreshes
+SELECT name, files, items, decisions, links, worklog, sections, checklist,
+       errors, status, error
+FROM kabsd_attach('/tmp/kabsd-regress-fresh', 'fresh');
+SELECT nspname FROM pg_namespace WHERE nspname LIKE 'fresh%' ORDER BY 1;
+SELECT relname, relkind FROM pg_class WHERE relnamespace = 'fresh'::regnamespace
+  AND relkind IN ('m', 'v') ORDER BY 1;
+SELECT indexrelid::regclass AS index FROM pg_index
+WHERE indrelid::regclass::text LIKE 'fresh.%' AND indisunique ORDER BY 1;
+
+-- the snapshot has the live tables' columns, links adds target_uid
+SELECT c.relname, string_agg(a.attname, ', ' ORDER BY a.attnum) AS columns
+FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0
+WHERE c.relnamespace = 'fresh'::regnamespace AND c.relkind = 'm'
+GROUP BY c.relname ORDER BY 1;
+SELECT count(*) AS uncommented FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0
+WHERE c.relnamespace = 'fresh'::regnamespace AND c.relkind = 'm'
+  AND col_description(c.oid, a.attnum) IS NULL;
+
+-- links.target_uid: the one item or decision of the product with that id
+SELECT source_id, type, target_id, target_uid FROM fresh.links ORDER BY path, ordinal;
+
+-- the tags bridge view, for tools that cannot read arrays
+SELECT id, tag FROM fresh.item_tags ORDER BY id, tag;
+
+-- the same rows as the live tables
+SELECT (SELECT count(*) FROM (SELECT * FROM fresh_live.sections EXCEPT SELECT item_uid, item_id, ordinal, level, heading, content, path, product FROM fresh.sections) d) AS sections_differ,
+       (SELECT count(*) FROM (SELECT path, error FROM fresh_live.files EXCEPT SELECT path, error FROM fresh.files) d) AS files_differ;
+
+-- nothing changed: nothing parsed, nothing written
+SELECT name, files, items, status FROM kabsd_refresh();
+SELECT name, refreshed_at IS NOT NULL AS refreshed, files, added, changed, removed, stale FROM kabsd_status('fresh');
+
+-- Rebuild: checksums of every table, then the snapshot cleared two ways
+CREATE TEMP TABLE sums AS
+SELECT 'files' AS t, md5(string_agg(x::text, '|' ORDER BY x.path)) AS sum FROM fresh.files x
+UNION ALL SELECT 'items', md5(string_agg(x::text, '|' ORDER BY x.path)) FROM fresh.items x
+UNION ALL SELECT 'decisions', md5(string_agg(x::text, '|' ORDER BY x.path)) FROM fresh.decisions x
+UNION ALL SELECT 'links', md5(string_agg(x::text, '|' ORDER BY x.path, x.ordinal)) FROM fresh.links x
+UNION ALL SELECT 'worklog', md5(string_agg(x::text, '|' ORDER BY x.path, x.ordinal)) FROM fresh.worklog x
+UNION ALL SELECT 'sections', md5(string_agg(x::text, '|' ORDER BY x.path, x.ordinal)) FROM fresh.sections x
+UNION ALL SELECT 'checklist', md5(string_agg(x::text, '|' ORDER BY x.path, x.ordinal)) FROM fresh.checklist x;
+CREATE FUNCTION sums_now() RETURNS TABLE (t text, sum text) LANGUAGE sql AS $$
+SELECT 'files', md5(string_agg(x::text, '|' ORDER BY x.path)) FROM fresh.files x
+UNION ALL SELECT 'items', md5(string_agg(x::text, '|' ORDER BY x.path)) FROM fresh.items x
+UNION ALL SELECT 'decisions', md5(string_agg(x::text, '|' ORDER BY x.path)) FROM fresh.decisions x
+UNION ALL SELECT 'links', md5(string_agg(x::text, '|' ORDER BY x.path, x.ordinal)) FROM fresh.links x
+UNION ALL SELECT 'worklog', md5(string_agg(x::text, '|' ORDER BY x.path, x.ordinal)) FROM fresh.worklog x
+UNION ALL SELECT 'sections', md5(string_agg(x::text, '|' ORDER BY x.path, x.ordinal)) FROM fresh.sections x
+UNION ALL SELECT 'checklist', md5(string_agg(x::text, '|' ORDER BY x.path, x.ordinal)) FROM fresh.checklist x
+$$;
+SELECT count(*) FILTER (WHERE sum IS NOT NULL) AS tables_with_rows FROM sums;
+
+-- (1) every view emptied with REFRESH ... WITH NO DATA
+REFRESH MATERIALIZED VIEW fresh.files WITH NO DATA;
+REFRESH MATERIALIZED VIEW fresh.items WITH NO DATA;
+REFRESH MATERIALIZED VIEW fresh.decisions WITH NO DATA;
+REFRESH MATERIALIZED VIEW fresh.links WITH NO DATA;
+REFRESH MATERIALIZED VIEW fresh.worklog WITH NO DATA;
+REFRESH MATERIALIZED VIEW fresh.sections WITH NO DATA;
+REFRESH MATERIALIZED VIEW fresh.checklist WITH NO DATA;
+SELECT count(*) FROM fresh.items;  -- ERROR
+SELECT status FROM kabsd_refresh('fresh');
+SELECT s.t, s.sum = n.sum AS same FROM sums s JOIN sums_now() n USING (t) ORDER BY 1;
+
+-- (2) dropped and attached again
+DROP FUNCTION sums_now();
+SELECT kabsd_detach('fresh');
+SELECT status FROM kabsd_attach('/tmp/kabsd-regress-fresh', 'fresh');
+CREATE FUNCTION sums_now() RETURNS TABLE (t text, sum text) LANGUAGE sql AS $$
+SELECT 'files', md5(string_agg(x::text, '|' ORDER BY x.path)) FROM fresh.files x
+UNION ALL SELECT 'items', md5(string_agg(x::text, '|' ORDER BY x.path)) FROM fresh.items x
+UNION ALL SELECT 'decisions', md5(string_agg(x::text, '|' ORDER BY x.path)) FROM fresh.decisions x
+UNION ALL SELECT 'links', md5(string_agg(x::text, '|' ORDER BY x.path, x.ordinal)) FROM fresh.links x
+UNION ALL SELECT 'worklog', md5(string_agg(x::text, '|' ORDER BY x.path, x.ordinal)) FROM fresh.worklog x
+UNION ALL SELECT 'sections', md5(string_agg(x::text, '|' ORDER BY x.path, x.ordinal)) FROM fresh.sections x
+UNION ALL SELECT 'checklist', md5(string_agg(x::text, '|' ORDER BY x.path, x.ordinal)) FROM fresh.checklist x
+$$;
+SELECT s.t, s.sum = n.sum AS same FROM sums s JOIN sums_now() n USING (t) ORDER BY 1;
+
+-- Freshness: edit, add, rename and delete files
+\set edit 'sed -i s/InProgress/Done/ ' :items '/ALP-TSK-0001_parse-frontmatter.md'
+\set add 'printf -- "---\\nid: ALP-TSK-0009\\nuid: 019b8f52-0000-7000-8000-000000000009\\ntitle: Added\\nstate: New\\n---\\n- [ ] new task\\n" > ' :items '/ALP-TSK-0009_added.md'
+\set rename 'mv ' :items '/ALP-TSK-0002_null-id.md ' :items '/ALP-TSK-0002_renamed.md'
+\set delete 'rm ' :items '/ALP-TSK-0003_duplicate-id.md'
+COPY (SELECT 1) TO PROGRAM :'edit';
+COPY (SELECT 1) TO PROGRAM :'add';
+COPY (SELECT 1) TO PROGRAM :'rename';
+COPY (SELECT 1) TO PROGRAM :'delete';
+
+-- the live tables change at once, the snapshot not yet
+SELECT 'live' AS side, id, state, path FROM fresh_live.items WHERE path ~ '000[1239]_' ORDER BY path;
+SELECT 'snapshot' AS side, id, state, path FROM fresh.items WHERE path ~ '000[1239]_' ORDER BY path;
+SELECT name, added, changed, removed, stale FROM kabsd_status('fresh');
+
+-- a row slipped into the staging tables is not kept: the files win
+INSERT INTO fresh_stage.items (id, title, path) VALUES ('FAKE-1', 'not in any file', 'fake.md');
+SELECT name, files, items, status FROM kabsd_refresh('fresh');
+SELECT id, state, path FROM fresh.items WHERE path ~ '000[1239]_' OR id = 'FAKE-1' ORDER BY path;
+SELECT item_id, text FROM fresh.checklist WHERE item_id = 'ALP-TSK-0009';
+-- the now ambiguous id ALP-TSK-0001 is unique again: target_uid resolves
+SELECT source_id, target_id, target_uid FROM fresh.links WHERE target_id = 'ALP-TSK-0001';
+SELECT name, added, changed, removed, stale FROM kabsd_status('fresh');
+
+-- A failed refresh keeps the old snapshot, is recorded, and says why
+COPY (SELECT 1) TO PROGRAM 'mv /tmp/kabsd-regress-fresh /tmp/kabsd-regress-fresh.away';
+SELECT name, status, error FROM kabsd_refresh('fresh');
+SELECT count(*) AS items_still_there FROM fresh.items;
+COPY (SELECT 1) TO PROGRAM 'mv /tmp/kabsd-regress-fresh.away /tmp/kabsd-regress-fresh';
+SELECT name, status FROM kabsd_refresh('fresh');
+
+-- the history of every refresh
+SELECT name, status, files, items, errors, error IS NOT NULL AS has_error, sqlstate
+FROM kabsd.refresh_history ORDER BY id;
+
+-- errors of use
+SELECT * FROM kabsd_refresh('nosuch');  -- ERROR
+SELECT * FROM kabsd_attach('/tmp/kabsd-regress-fresh', 'fresh');  -- ERROR
+SELECT * FROM kabsd_attach('/tmp/kabsd-regress-fresh', 'Bad Name');  -- ERROR
+SELECT * FROM kabsd_attach('relative/path', 'other');  -- ERROR
+SELECT kabsd_detach('nosuch');  -- ERROR
+SELECT * FROM kabsd_status('nosuch');  -- ERROR
+
+-- A second backlog side by side
+\set copy_second 'rm -rf /tmp/kabsd-regress-second && mkdir -p /tmp/kabsd-regress-second/products/two/items/t && printf -- "---\\nid: TWO-1\\nuid: 019b8f52-0000-7000-8000-0000000000c1\\n---\\n" > /tmp/kabsd-regress-second/products/two/items/t/TWO-1.md'
+COPY (SELECT 1) TO PROGRAM :'copy_second';
+SELECT name, files, items, status FROM kabsd_attach('/tmp/kabsd-regress-second', 'second');
+SELECT name, files, items, status FROM kabsd_refresh() ORDER BY name;
+SELECT id FROM second.items;
+
+-- A BI role reads the snapshot, not the files
+DROP ROLE IF EXISTS regress_kabsd_bi;
+CREATE ROLE regress_kabsd_bi;
+GRANT USAGE ON SCHEMA fresh TO regress_kabsd_bi;
+GRANT SELECT ON ALL TABLES IN SCHEMA fresh TO regress_kabsd_bi;
+SET ROLE regress_kabsd_bi;
+SELECT count(*) FROM fresh.items;
+SELECT count(*) FROM fresh.item_tags;
+SELECT count(*) FROM fresh_live.items;  -- ERROR
+SELECT * FROM kabsd_refresh('fresh');  -- ERROR
+RESET ROLE;
+REVOKE ALL ON ALL TABLES IN SCHEMA fresh FROM regress_kabsd_bi;
+REVOKE USAGE ON SCHEMA fresh FROM regress_kabsd_bi;
+DROP ROLE regress_kabsd_bi;
+
+SELECT kabsd_detach('second');
+SELECT kabsd_detach('fresh');
+SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'fresh%' OR nspname LIKE 'second%';
+DROP FUNCTION sums_now();
