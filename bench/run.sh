@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# The kabsd_fdw benchmark: builds a synthetic backlog of N items (default
+# 10,000; deterministic), attaches it to a throwaway cluster and reports,
+# as medians of several runs, files/s and MB/s for
+#   (a) SELECT count(*) on the live files   (walk and stat only)
+#   (b) SELECT count(*) on the live items   (frontmatter only)
+#   (c) a full kabsd_refresh() of all seven tables
+#   (d) a kabsd_refresh() when nothing changed
+#   (e) a point query on the snapshot
+# with the peak memory of the refreshing backend, and beside them, in the
+# same run, the floors (C: walk and read; walk, read and libyaml) and the
+# Python + PyYAML (C loader) + COPY route.  It reports; it never fails on
+# a timing.
+#   bash bench/run.sh [ITEMS] [SEED]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-10000}
+SEED=${2:-1}
+RUNS=${KABSD_BENCH_RUNS:-5}
+bash test/deps.sh
+if ! python3 -c 'import yaml; yaml.CSafeLoader' 2>/dev/null; then
+	if [ "$(id -u)" = 0 ]; then
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-yaml >/dev/null
+	fi
+fi
+make >/dev/null && make install >/dev/null
+mkdir -p bench/out
+gcc -O2 -D_GNU_SOURCE -o bench/out/floor bench/floor.c -lyaml
+
+corpus=/tmp/kabsd-bench-$N-$SEED
+[ -f "$corpus/README.md" ] || perl bench/gen_corpus.pl "$corpus" "$N" "$SEED"
+chmod -R a+rX "$corpus"
+nfiles=$(find "$corpus" -name '*.md' | wc -l)
+mb=$(du -sm --apparent-size "$corpus" | cut -f1)
+
+export KABSD_TEST_BASE=/tmp/kabsd-bench-pg KABSD_TEST_PORT=54331
+bash test/cluster.sh start >/dev/null
+eval "$(bash test/cluster.sh env)"
+trap 'bash test/cluster.sh stop' EXIT
+psql -X -q -d postgres -c 'CREATE EXTENSION kabsd_fdw' -c "SELECT 1 FROM kabsd_attach('$corpus', 'bench')" >/dev/null
+
+# warm the page cache
+cat $(find "$corpus" -name '*.md' | head -n 1) >/dev/null
+bench/out/floor "$corpus" >/dev/null
+
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# seconds of one SQL statement, measured by the server
+sql_seconds() {
+	psql -X -q -t -A -d postgres -c "DO \$\$ DECLARE t0 timestamptz := clock_timestamp(); BEGIN PERFORM ($1); RAISE NOTICE '%', extract(epoch FROM clock_timestamp() - t0); END \$\$" 2>&1 | sed -n 's/^NOTICE:  //p'
+}
+runs() { for _ in $(seq 1 "$RUNS"); do "$@"; done | median; }
+
+floor_walk() { bench/out/floor "$corpus" | awk '{print $3}'; }
+floor_yaml() { bench/out/floor --yaml "$corpus" | awk '{print $3}'; }
+live_files() { sql_seconds "SELECT count(*) FROM bench_live.files"; }
+live_items() { sql_seconds "SELECT count(*) FROM bench_live.items"; }
+full_refresh() {
+	psql -X -q -t -A -d postgres -c "UPDATE kabsd.backlogs SET fingerprint = NULL WHERE name = 'bench'" >/dev/null
+	sql_seconds "SELECT count(*) FROM kabsd_refresh('bench')"
+}
+noop_refresh() { sql_seconds "SELECT count(*) FROM kabsd_refresh('bench')"; }
+point_query() { sql_seconds "SELECT count(*) FROM bench.items WHERE id = 'ATL-TSK-0100'"; }
+python_copy() {
+	if python3 -c 'import yaml; yaml.CSafeLoader' 2>/dev/null; then
+		python3 bench/python_copy.py "$corpus" postgres | awk '{print $1}'
+	else
+		echo NaN
+	fi
+}
+
+# peak memory of a backend that runs one full refresh
+peak_kb() {
+	coproc PSQL { psql -X -q -t -A -d postgres 2>&1; }
+	echo "UPDATE kabsd.backlogs SET fingerprint = NULL WHERE name = 'bench';" >&"${PSQL[1]}"
+	echo "SELECT pg_backend_pid();" >&"${PSQL[1]}"
+	read -r pid <&"${PSQL[0]}"
+	echo "SELECT count(*) FROM kabsd_refresh('bench');" >&"${PSQL[1]}"
+	read -r _ <&"${PSQL[0]}"
+	awk '/VmHWM/ {print $2}' "/proc/$pid/status"
+	exec {PSQL[1]}>&-
+	wait "$PSQL_PID" 2>/dev/null || true
+}
+
+echo "corpus: $N items, $nfiles files, $mb MB ($corpus); $RUNS runs each; $(nproc) cores"
+fw=$(runs floor_walk)
+fy=$(runs floor_yaml)
+a=$(runs live_files)
+b=$(runs live_items)
+c=$(KABSD_BENCH_RUNS=3 RUNS=3 runs full_refresh)
+d=$(runs noop_refresh)
+e=$(runs point_query)
+p=$(RUNS=1 runs python_copy)
+kb=$(peak_kb)
+
+row() { awk -v n="$nfiles" -v mb="$mb" -v s="$2" -v name="$1" -v note="$3" \
+	'BEGIN { if (s == "NaN" || s == 0) printf "| %s | %s | | | %s |\n", name, s, note;
+	         else printf "| %s | %.3f | %.0f | %.1f | %s |\n", name, s, n / s, mb / s, note }'; }
+{
+	echo "| measurement | seconds | files/s | MB/s | note |"
+	echo "| --- | ---: | ---: | ---: | --- |"
+	row "floor: walk + read (C)" "$fw" ""
+	row "floor: walk + read + libyaml events (C)" "$fy" ""
+	row "(a) live files, count(*)" "$a" "$(awk -v a="$a" -v f="$fw" 'BEGIN {printf "%.2fx the walk floor", a / f}')"
+	row "(b) live items, count(*)" "$b" "$(awk -v a="$b" -v f="$fy" 'BEGIN {printf "%.2fx the libyaml floor", a / f}')"
+	row "(c) full kabsd_refresh(), 7 tables" "$c" "$(awk -v a="$c" -v f="$p" 'BEGIN { if (f == "NaN") print "no python3-yaml"; else printf "%.1fx faster than Python + COPY", f / a}')"
+	row "(d) kabsd_refresh(), nothing changed" "$d" "$(awk -v a="$d" -v f="$c" 'BEGIN {printf "%.1f%% of a full refresh", 100 * a / f}')"
+	row "(e) point query on the snapshot" "$e" ""
+	row "Python + PyYAML C loader + COPY, 5 tables" "$p" ""
+	echo
+	echo "Peak memory of the refreshing backend: $((kb / 1024)) MB (VmHWM)."
+} | tee "bench/out/results-$N.md"
