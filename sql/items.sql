@@ -70,3 +70,8 @@ CREATE FOREIGN TABLE public.bad (x point OPTIONS (key 'x')) SERVER fixture OPTIO
 ALTER FOREIGN TABLE public.item_keys ALTER COLUMN id TYPE integer;  -- ERROR
 ALTER FOREIGN TABLE public.item_keys ADD COLUMN nope text;  -- ERROR
 DROP FOREIGN TABLE public.item_keys;
+
+-- YAML: anchors and aliases resolved, explicit tags ignored, "<<" an
+-- ordinary key, keys kept as strings, only plain null/~/empty, true/false
+-- and JSON-style numbers typed; everything else is a string
+SELECT jsonb_pretty(frontmatter - 'uid') FROM live.items WHERE id = 'ALP-TSK-0007';

@@ -69,12 +69,14 @@ CREATE TABLE kabsd.backlogs (
   root text NOT NULL,
   attached_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
   fingerprint text,
+  table_hashes text[],
   refreshed_at timestamptz
 );
 COMMENT ON TABLE kabsd.backlogs IS 'Backlogs attached with kabsd_attach()';
 COMMENT ON COLUMN kabsd.backlogs.name IS 'Name of the backlog: its server and snapshot schema';
 COMMENT ON COLUMN kabsd.backlogs.root IS 'The backlog directory';
 COMMENT ON COLUMN kabsd.backlogs.fingerprint IS 'Hash of path, size, times and inode of every file the snapshot was built from';
+COMMENT ON COLUMN kabsd.backlogs.table_hashes IS 'Hash of each table''s rows in the snapshot (files, items, decisions, links, worklog, sections, checklist), then of what links.target_uid reads';
 COMMENT ON COLUMN kabsd.backlogs.refreshed_at IS 'When the snapshot was last rebuilt from the files';
 
 CREATE TABLE kabsd.refresh_history (
@@ -91,6 +93,7 @@ CREATE TABLE kabsd.refresh_history (
   sections bigint,
   checklist bigint,
   errors bigint,
+  views_refreshed integer,
   error text,
   sqlstate text
 );
@@ -98,6 +101,7 @@ CREATE INDEX ON kabsd.refresh_history (name, id);
 COMMENT ON TABLE kabsd.refresh_history IS 'Every kabsd_refresh() of every backlog, failed ones included; the newest 1000 per backlog are kept';
 COMMENT ON COLUMN kabsd.refresh_history.status IS 'refreshed: rebuilt from the files; unchanged: no file changed, nothing written; failed: the old snapshot was kept';
 COMMENT ON COLUMN kabsd.refresh_history.errors IS 'Files whose files.error is set';
+COMMENT ON COLUMN kabsd.refresh_history.views_refreshed IS 'Views whose rows changed and were refreshed; the others were left as they were';
 COMMENT ON COLUMN kabsd.refresh_history.error IS 'Why the refresh failed';
 
 GRANT SELECT ON kabsd.backlogs, kabsd.refresh_history TO PUBLIC;
@@ -134,7 +138,7 @@ LANGUAGE C STRICT VOLATILE;
 CREATE FUNCTION kabsd_stage_load(server name, stage regclass[],
   OUT files bigint, OUT items bigint, OUT decisions bigint, OUT links bigint,
   OUT worklog bigint, OUT sections bigint, OUT checklist bigint,
-  OUT errors bigint, OUT fingerprint text)
+  OUT errors bigint, OUT fingerprint text, OUT table_hashes text[])
 RETURNS record
 AS 'MODULE_PATHNAME'
 LANGUAGE C STRICT VOLATILE;
@@ -170,6 +174,8 @@ DECLARE
   fp text;
   unpopulated text[];
   t0 timestamptz;
+  i integer;
+  refreshed integer;
   msg text;
   state text;
   detail text;
@@ -205,7 +211,9 @@ BEGIN
       SELECT pg_catalog.array_agg(c.relname::text) INTO unpopulated
       FROM pg_catalog.pg_class c
       WHERE c.relnamespace = b.name::regnamespace AND c.relkind = 'm' AND NOT c.relispopulated;
-      SELECT k.fingerprint INTO b.fingerprint FROM kabsd.backlogs k WHERE k.name = b.name;
+      -- read again under the lock: a refresh that ran meanwhile changed them
+      SELECT k.fingerprint, k.table_hashes INTO b.fingerprint, b.table_hashes
+      FROM kabsd.backlogs k WHERE k.name = b.name;
 
       IF fp = b.fingerprint AND unpopulated IS NULL THEN
         -- no file changed since the snapshot: nothing is parsed or written
@@ -224,16 +232,27 @@ BEGIN
           ARRAY(SELECT pg_catalog.format('%I.%I', b.name || '_stage', x)::regclass
                 FROM pg_catalog.unnest(@extschema@.kabsd_tables()) WITH ORDINALITY AS u(x, o)
                 ORDER BY o));
-        FOREACH t IN ARRAY @extschema@.kabsd_tables() LOOP
-          EXECUTE pg_catalog.format('REFRESH MATERIALIZED VIEW %s %I.%I',
-            CASE WHEN t = ANY (coalesce(unpopulated, '{}')) THEN '' ELSE 'CONCURRENTLY' END,
-            b.name, t);
+        -- a view whose rows are the same as last time is not refreshed;
+        -- links also reads the path, product, id and uid of items and
+        -- decisions (for target_uid), hashed in the eighth element
+        refreshed := 0;
+        FOR i IN 1 .. 7 LOOP
+          t := (@extschema@.kabsd_tables())[i];
+          IF t = ANY (coalesce(unpopulated, '{}')) OR b.table_hashes IS NULL
+             OR b.table_hashes[i] IS DISTINCT FROM r.table_hashes[i]
+             OR (t = 'links' AND b.table_hashes[8] IS DISTINCT FROM r.table_hashes[8]) THEN
+            EXECUTE pg_catalog.format('REFRESH MATERIALIZED VIEW %s %I.%I',
+              CASE WHEN t = ANY (coalesce(unpopulated, '{}')) THEN '' ELSE 'CONCURRENTLY' END,
+              b.name, t);
+            refreshed := refreshed + 1;
+          END IF;
         END LOOP;
         -- links reads the staged items and decisions: empty them only now
         FOREACH t IN ARRAY @extschema@.kabsd_tables() LOOP
           EXECUTE pg_catalog.format('TRUNCATE %I.%I', b.name || '_stage', t);
         END LOOP;
-        UPDATE kabsd.backlogs k SET fingerprint = r.fingerprint, refreshed_at = t0
+        UPDATE kabsd.backlogs k SET fingerprint = r.fingerprint,
+          table_hashes = r.table_hashes, refreshed_at = t0
         WHERE k.name = b.name;
         res.files := r.files; res.items := r.items; res.decisions := r.decisions;
         res.links := r.links; res.worklog := r.worklog; res.sections := r.sections;
@@ -242,9 +261,10 @@ BEGIN
       END IF;
       res.duration := pg_catalog.clock_timestamp() - t0;
       INSERT INTO kabsd.refresh_history (name, started_at, duration, status, files,
-        items, decisions, links, worklog, sections, checklist, errors)
+        items, decisions, links, worklog, sections, checklist, errors, views_refreshed)
       VALUES (b.name, t0, res.duration, res.status, res.files, res.items,
-        res.decisions, res.links, res.worklog, res.sections, res.checklist, res.errors);
+        res.decisions, res.links, res.worklog, res.sections, res.checklist, res.errors,
+        CASE WHEN res.status = 'refreshed' THEN refreshed ELSE 0 END);
     EXCEPTION WHEN OTHERS THEN
       -- the subtransaction rolled back: the old snapshot stands
       GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, state = RETURNED_SQLSTATE,
@@ -311,7 +331,6 @@ BEGIN
     FROM @extschema@.kabsd_table_columns() k WHERE k.table_name = t;
     EXECUTE pg_catalog.format('CREATE UNLOGGED TABLE %I.%I (%s) WITH (autovacuum_enabled = off)', stage, t, cols);
   END LOOP;
-
   FOREACH t IN ARRAY @extschema@.kabsd_tables() LOOP
     SELECT pg_catalog.string_agg(pg_catalog.format('s.%I', k.column_name), ', ' ORDER BY k.ordinal)
       INTO cols
@@ -322,16 +341,17 @@ BEGIN
       -- compared with ids and file names); NULL when none or several match
       EXECUTE pg_catalog.format($q$
         CREATE MATERIALIZED VIEW %1$I.links AS
-        WITH targets AS (
-          SELECT product, id AS key, path, uid, true AS by_id FROM %2$I.items WHERE id IS NOT NULL
+        WITH docs AS (
+          SELECT product, id, path, uid FROM %2$I.items
           UNION ALL
-          SELECT product, id, path, uid, true FROM %2$I.decisions WHERE id IS NOT NULL
+          SELECT product, id, path, uid FROM %2$I.decisions
+        ),
+        targets AS (
+          SELECT product, id AS key, path, uid, true AS by_id FROM docs WHERE id IS NOT NULL
           UNION ALL
-          SELECT product, pg_catalog.regexp_replace(pg_catalog.regexp_replace(path, '^.*/', ''), '\.md$', ''), path, uid, false
-          FROM %2$I.items
-          UNION ALL
-          SELECT product, pg_catalog.regexp_replace(pg_catalog.regexp_replace(path, '^.*/', ''), '\.md$', ''), path, uid, false
-          FROM %2$I.decisions
+          SELECT product, pg_catalog.regexp_replace(pg_catalog.regexp_replace(path, '^.*/', ''), '\.md$', ''),
+                 path, uid, false
+          FROM docs
         ),
         by_id AS (
           SELECT product, key, CASE WHEN count(DISTINCT path) = 1 THEN (array_agg(uid))[1] END AS uid
@@ -362,6 +382,21 @@ BEGIN
       EXECUTE pg_catalog.format('COMMENT ON MATERIALIZED VIEW %I.%I IS %L', n, t,
                                 c.table_comment || ' Snapshot; refresh with kabsd_refresh().');
     END LOOP;
+  END LOOP;
+  -- wide values: staging is emptied after each refresh, so it does not
+  -- compress them (pglz was a third of the load); the views use lz4 when
+  -- the server has it
+  FOR c IN SELECT k.table_name, k.column_name FROM @extschema@.kabsd_table_columns() k
+           WHERE k.column_name IN ('body', 'frontmatter', 'content', 'message')
+  LOOP
+    EXECUTE pg_catalog.format('ALTER TABLE %I.%I ALTER COLUMN %I SET STORAGE EXTERNAL',
+                              stage, c.table_name, c.column_name);
+    BEGIN
+      EXECUTE pg_catalog.format('ALTER MATERIALIZED VIEW %I.%I ALTER COLUMN %I SET COMPRESSION lz4',
+                                n, c.table_name, c.column_name);
+    EXCEPTION WHEN feature_not_supported THEN
+      NULL;  -- a server built without lz4 keeps pglz
+    END;
   END LOOP;
   EXECUTE pg_catalog.format('COMMENT ON COLUMN %I.links.target_uid IS %L', n,
     'uid of the one item or decision of the same product that the target names; NULL when none or several match.');

@@ -24,6 +24,7 @@
 #include "access/xact.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "foreign/foreign.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -157,6 +158,32 @@ kabsd_fingerprint(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(fingerprint_text(h, n));
 }
 
+/*
+ * The part of an item or decision that links.target_uid depends on: its
+ * path, product, id and uid.  When only this is unchanged, a changed item
+ * (its state, say) does not make the links view be refreshed.
+ */
+static uint64
+hash_target(uint64 h, const KbEntry *e, const KbFile *f, int64 *n)
+{
+	const KbText *id = f->is_item ? &f->item.id : &f->decision.id;
+	bool		has_uid = f->is_item ? f->item.has_uid : f->decision.has_uid;
+	const unsigned char *uid = f->is_item ? f->item.uid : f->decision.uid;
+	char		nul = 0;
+
+	h = hash_bytes_extended((const unsigned char *) e->relpath, (int) e->relpath_len + 1, h);
+	if (f->product.ptr)
+		h = hash_bytes_extended((const unsigned char *) f->product.ptr, (int) f->product.len, h);
+	h = hash_bytes_extended((const unsigned char *) &nul, 1, h);
+	if (id->ptr)
+		h = hash_bytes_extended((const unsigned char *) id->ptr, (int) id->len, h);
+	h = hash_bytes_extended((const unsigned char *) &nul, 1, h);
+	if (has_uid)
+		h = hash_bytes_extended(uid, 16, h);
+	(*n)++;
+	return h;
+}
+
 /* One staging table being written. */
 typedef struct StageTable
 {
@@ -167,13 +194,16 @@ typedef struct StageTable
 	bool	   *nulls;
 	BulkInsertState bistate;
 	int64		rows;
+	uint64		hash;			/* of every row staged, in walk order */
 } StageTable;
 
 /*
  * kabsd_stage_load(server, stage regclass[7]): fills the staging tables
  * (in the order files, items, decisions, links, worklog, sections,
  * checklist) from one read of each file.  Returns the row counts, the
- * number of files with an error and the fingerprint of what was read.
+ * number of files with an error, the fingerprint of what was read, and a
+ * hash of each table's rows, so that a view whose rows did not change
+ * need not be refreshed at all.
  */
 Datum
 kabsd_stage_load(PG_FUNCTION_ARGS)
@@ -189,8 +219,11 @@ kabsd_stage_load(PG_FUNCTION_ARGS)
 	MemoryContext rowcxt;
 	CommandId	cid = GetCurrentCommandId(true);
 	TupleDesc	resdesc;
-	Datum		result[KT_COUNT + 2];
-	bool		resnull[KT_COUNT + 2];
+	Datum		result[KT_COUNT + 3];
+	bool		resnull[KT_COUNT + 3];
+	Datum		hashes[KT_COUNT + 1];
+	uint64		targets = 0;	/* what links.target_uid reads */
+	int64		ntargets = 0;
 	uint64		h;
 	int64		nfiles = 0,
 				errors = 0;
@@ -228,6 +261,7 @@ kabsd_stage_load(PG_FUNCTION_ARGS)
 		st[t].nulls = palloc(sizeof(bool) * Max(1, st[t].binding->natts));
 		st[t].bistate = GetBulkInsertState();
 		st[t].rows = 0;
+		st[t].hash = 0;
 	}
 
 	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "kabsd_fdw load row",
@@ -241,6 +275,8 @@ kabsd_stage_load(PG_FUNCTION_ARGS)
 		nfiles++;
 		if (kb_file_error(file) != NULL)
 			errors++;
+		if (kabsd_file_rows(KT_ITEMS, file) + kabsd_file_rows(KT_DECISIONS, file) > 0)
+			targets = hash_target(targets, entry, file, &ntargets);
 		for (int t = 0; t < KT_COUNT; t++)
 		{
 			int			n = kabsd_file_rows((KabsdTable) t, file);
@@ -254,6 +290,11 @@ kabsd_stage_load(PG_FUNCTION_ARGS)
 							   st[t].values, st[t].nulls);
 				tup = heap_form_tuple(RelationGetDescr(st[t].rel),
 									  st[t].values, st[t].nulls);
+				/* null bitmap and data: the same values give the same bytes */
+				st[t].hash = hash_bytes_extended((unsigned char *) tup->t_data +
+												 offsetof(HeapTupleHeaderData, t_bits),
+												 tup->t_len - offsetof(HeapTupleHeaderData, t_bits),
+												 st[t].hash);
 				heap_insert(st[t].rel, tup, cid, 0, st[t].bistate);
 				MemoryContextSwitchTo(old);
 				MemoryContextReset(rowcxt);
@@ -270,11 +311,16 @@ kabsd_stage_load(PG_FUNCTION_ARGS)
 		table_close(st[t].rel, NoLock);
 		result[t] = Int64GetDatum(st[t].rows);
 		resnull[t] = false;
+		hashes[t] = fingerprint_text(st[t].hash, st[t].rows);
 	}
 	result[KT_COUNT] = Int64GetDatum(errors);
 	resnull[KT_COUNT] = false;
 	result[KT_COUNT + 1] = fingerprint_text(h, nfiles);
 	resnull[KT_COUNT + 1] = false;
+	hashes[KT_COUNT] = fingerprint_text(targets, ntargets);
+	result[KT_COUNT + 2] = PointerGetDatum(construct_array(hashes, KT_COUNT + 1, TEXTOID,
+														   -1, false, TYPALIGN_INT));
+	resnull[KT_COUNT + 2] = false;
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(resdesc),
 													  result, resnull)));
 }

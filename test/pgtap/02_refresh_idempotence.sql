@@ -5,7 +5,7 @@ SELECT plan(12);
 
 SELECT lives_ok(format('SELECT kabsd_attach(%L, %L)', :'fixtures', 'idem'), 'attach');
 
-CREATE TEMP TABLE before AS
+CREATE FUNCTION pg_temp.snapshot_rows() RETURNS TABLE (t text, r text) LANGUAGE sql AS $$
 SELECT 'items' AS t, x::text AS r FROM idem.items x
 UNION ALL SELECT 'links', x::text FROM idem.links x
 UNION ALL SELECT 'worklog', x::text FROM idem.worklog x
@@ -13,6 +13,8 @@ UNION ALL SELECT 'sections', x::text FROM idem.sections x
 UNION ALL SELECT 'checklist', x::text FROM idem.checklist x
 UNION ALL SELECT 'decisions', x::text FROM idem.decisions x
 UNION ALL SELECT 'files', x::text FROM idem.files x;
+$$;
+CREATE TEMP TABLE before AS SELECT * FROM pg_temp.snapshot_rows();
 
 SELECT isnt_empty('SELECT * FROM before', 'the snapshot has rows');
 SELECT is((SELECT status FROM kabsd_refresh('idem')), 'unchanged', 'a second refresh finds nothing changed');
@@ -20,14 +22,7 @@ SELECT is((SELECT status FROM kabsd_refresh('idem')), 'unchanged', 'a second ref
 SELECT lives_ok($$UPDATE kabsd.backlogs SET fingerprint = NULL WHERE name = 'idem'$$, 'forget the fingerprint');
 SELECT is((SELECT status FROM kabsd_refresh('idem')), 'refreshed', 'a forced refresh rebuilds');
 
-CREATE TEMP TABLE after AS
-SELECT 'items' AS t, x::text AS r FROM idem.items x
-UNION ALL SELECT 'links', x::text FROM idem.links x
-UNION ALL SELECT 'worklog', x::text FROM idem.worklog x
-UNION ALL SELECT 'sections', x::text FROM idem.sections x
-UNION ALL SELECT 'checklist', x::text FROM idem.checklist x
-UNION ALL SELECT 'decisions', x::text FROM idem.decisions x
-UNION ALL SELECT 'files', x::text FROM idem.files x;
+CREATE TEMP TABLE after AS SELECT * FROM pg_temp.snapshot_rows();
 SELECT bag_eq('SELECT * FROM before', 'SELECT * FROM after', 'a rebuild gives the same rows');
 
 -- the snapshot equals the live tables

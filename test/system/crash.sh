@@ -6,11 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 . test/system/lib.sh
 dir=/tmp/kabsd-crash
-rm -rf "$dir" && perl bench/gen_corpus.pl "$dir" 6000 3 && chmod -R a+rX "$dir"
-dropdb --if-exists kabsd_crash
-createdb kabsd_crash
-q -d kabsd_crash -c 'CREATE EXTENSION kabsd_fdw'
-q -d kabsd_crash -c "SELECT status FROM kabsd_attach('$dir', 'cr')" >/dev/null
+attach_corpus kabsd_crash "$dir" 6000 3 cr
 sums="SELECT md5(string_agg(x::text, '|' ORDER BY x.path)) FROM cr.items x"
 before=$(q -d kabsd_crash -c "$sums")
 count=$(q -d kabsd_crash -c "SELECT count(*) FROM cr.sections")

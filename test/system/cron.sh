@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../.."
 . test/system/lib.sh
 dir=/tmp/kabsd-cron
 rm -rf "$dir" && cp -r test/fixtures/backlog "$dir" && chmod -R a+rX "$dir"
-dropdb --if-exists kabsd_cron
+dropdb --if-exists kabsd_cron 2>/dev/null
 createdb kabsd_cron
 q -d kabsd_cron -c 'CREATE EXTENSION pg_cron' -c 'CREATE EXTENSION kabsd_fdw'
 ok "$(q -d kabsd_cron -c "SELECT status FROM kabsd_attach('$dir', 'backlog')")" refreshed "attached"

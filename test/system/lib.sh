@@ -16,3 +16,12 @@ ok_true() {
 finish() {
 	[ "$fails" -eq 0 ] || { echo "$fails check(s) failed"; exit 1; }
 }
+# attach_corpus DB DIR ITEMS SEED NAME: a generated backlog, attached as
+# NAME in a fresh database DB
+attach_corpus() {
+	rm -rf "$2" && perl bench/gen_corpus.pl "$2" "$3" "$4" && chmod -R a+rX "$2"
+	dropdb --if-exists "$1" 2>/dev/null
+	createdb "$1"
+	q -d "$1" -c 'CREATE EXTENSION kabsd_fdw'
+	q -d "$1" -c "SELECT status FROM kabsd_attach('$2', '$5')" >/dev/null
+}

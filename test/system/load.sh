@@ -7,11 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 . test/system/lib.sh
 dir=/tmp/kabsd-load
-rm -rf "$dir" && perl bench/gen_corpus.pl "$dir" 600 7 && chmod -R a+rX "$dir"
-dropdb --if-exists kabsd_load
-createdb kabsd_load
-q -d kabsd_load -c 'CREATE EXTENSION kabsd_fdw'
-q -d kabsd_load -c "SELECT status FROM kabsd_attach('$dir', 'lb')" >/dev/null
+attach_corpus kabsd_load "$dir" 600 7 lb
 stable=$(q -d kabsd_load -c "SELECT count(*) FROM lb.items")
 script=$(mktemp)
 cat >"$script" <<SQL

@@ -12,7 +12,7 @@ big=/tmp/kabsd-mem-big
 chmod -R a+rX "$small" "$big"
 nbig=$(find "$big" -name '*.md' | wc -l)
 echo "# big corpus: $nbig files"
-dropdb --if-exists kabsd_mem
+dropdb --if-exists kabsd_mem 2>/dev/null
 createdb kabsd_mem
 q -d kabsd_mem -c 'CREATE EXTENSION kabsd_fdw' \
 	-c "CREATE SERVER small FOREIGN DATA WRAPPER kabsd_fdw OPTIONS (root '$small')" \
