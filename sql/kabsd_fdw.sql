@@ -162,6 +162,19 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION kabsd_check_attached(name text)
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM kabsd.backlogs k WHERE k.name = kabsd_check_attached.name) THEN
+    RAISE EXCEPTION 'backlog "%" is not attached', kabsd_check_attached.name
+      USING ERRCODE = 'undefined_object',
+            HINT = 'Attach it with kabsd_attach(root, name); kabsd.backlogs lists the attached backlogs.';
+  END IF;
+END
+$$;
+
 CREATE FUNCTION kabsd_refresh(name text DEFAULT NULL)
 RETURNS SETOF kabsd.refresh_result
 LANGUAGE plpgsql
@@ -180,11 +193,8 @@ DECLARE
   state text;
   detail text;
 BEGIN
-  IF kabsd_refresh.name IS NOT NULL AND NOT EXISTS
-     (SELECT 1 FROM kabsd.backlogs k WHERE k.name = kabsd_refresh.name) THEN
-    RAISE EXCEPTION 'backlog "%" is not attached', kabsd_refresh.name
-      USING ERRCODE = 'undefined_object',
-            HINT = 'Attach it with kabsd_attach(root, name).';
+  IF kabsd_refresh.name IS NOT NULL THEN
+    PERFORM @extschema@.kabsd_check_attached(kabsd_refresh.name);
   END IF;
 
   FOR b IN SELECT * FROM kabsd.backlogs k
@@ -430,10 +440,7 @@ LANGUAGE plpgsql
 SET client_min_messages = warning
 AS $$
 BEGIN
-  IF NOT EXISTS (SELECT 1 FROM kabsd.backlogs k WHERE k.name = kabsd_detach.name) THEN
-    RAISE EXCEPTION 'backlog "%" is not attached', kabsd_detach.name
-      USING ERRCODE = 'undefined_object';
-  END IF;
+  PERFORM @extschema@.kabsd_check_attached(kabsd_detach.name);
   EXECUTE pg_catalog.format('DROP SCHEMA IF EXISTS %I CASCADE', kabsd_detach.name);
   EXECUTE pg_catalog.format('DROP SCHEMA IF EXISTS %I CASCADE', kabsd_detach.name || '_stage');
   EXECUTE pg_catalog.format('DROP SCHEMA IF EXISTS %I CASCADE', kabsd_detach.name || '_live');
@@ -450,10 +457,7 @@ RETURNS SETOF kabsd.status_result
 LANGUAGE plpgsql
 AS $$
 BEGIN
-  IF NOT EXISTS (SELECT 1 FROM kabsd.backlogs k WHERE k.name = kabsd_status.name) THEN
-    RAISE EXCEPTION 'backlog "%" is not attached', kabsd_status.name
-      USING ERRCODE = 'undefined_object';
-  END IF;
+  PERFORM @extschema@.kabsd_check_attached(kabsd_status.name);
   -- the live side reads path, size and mtime only: a walk, nothing parsed
   RETURN QUERY EXECUTE pg_catalog.format($q$
     SELECT %1$L::text, (SELECT k.refreshed_at FROM kabsd.backlogs k WHERE k.name = %1$L),
