@@ -395,6 +395,8 @@ typedef enum KbScope
 
 typedef struct KbEntry
 {
+	const char *root;			/* the walk's resolved root */
+	size_t		root_len;
 	const char *relpath;		/* relative to root, '/' separated */
 	size_t		relpath_len;
 	const char *openpath;		/* absolute path to open (target of a link) */

@@ -12,6 +12,10 @@
  * A symbolic link is followed only when its resolved target stays inside
  * the (resolved) root; a directory link back into one of its own ancestors,
  * or to a directory already on the walk's stack, is not descended again.
+ * Every open then goes through open_beneath(): the path the walk resolved
+ * is opened relative to root and refused if any component has become a
+ * symbolic link since, so a link swapped in between the walk and the open
+ * cannot lead out of root.
  *
  * src/core/walk.c
  *
@@ -27,7 +31,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+#ifdef SYS_openat2
+#include <linux/openat2.h>
+#endif
 
 /* One directory being walked. */
 typedef struct KbDirFrame
@@ -40,6 +48,45 @@ typedef struct KbDirFrame
 	uint64_t	dev;
 	uint64_t	ino;
 } KbDirFrame;
+
+/*
+ * Opens path (absolute, inside root, with no symbolic links: the walk
+ * resolved it) relative to root, refusing any symbolic link on the way
+ * (openat2 with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS, Linux 5.6).  Where
+ * the kernel lacks openat2, the last component is still opened O_NOFOLLOW.
+ */
+static int
+open_beneath(const char *root, size_t rootlen, const char *path, int flags)
+{
+#ifdef SYS_openat2
+	const char *rel = path + rootlen;
+	int			rootfd;
+	int			fd;
+	int			save;
+	struct open_how how;
+
+	while (*rel == '/')
+		rel++;
+	if (strncmp(path, root, rootlen) != 0)
+	{
+		errno = EXDEV;
+		return -1;
+	}
+	rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		return -1;
+	memset(&how, 0, sizeof(how));
+	how.flags = (uint64_t) (flags | O_NOFOLLOW | O_CLOEXEC);
+	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+	fd = (int) syscall(SYS_openat2, rootfd, *rel ? rel : ".", &how, sizeof(how));
+	save = errno;
+	close(rootfd);
+	errno = save;
+	if (fd >= 0 || errno != ENOSYS)
+		return fd;
+#endif
+	return open(path, flags | O_NOFOLLOW | O_CLOEXEC);
+}
 
 struct KbWalk
 {
@@ -149,11 +196,18 @@ push_dir(KbWalk *w, const char *rel, const char *abs, uint64_t dev,
 		if (w->stack[i].dev == dev && w->stack[i].ino == ino)
 			return KB_OK;
 
-	dir = opendir(abs);
-	if (dir == NULL)
 	{
-		w->skipped_dirs++;
-		return KB_OK;
+		int			fd = open_beneath(w->root, w->rootlen, abs,
+									  O_RDONLY | O_DIRECTORY | O_NONBLOCK);
+
+		dir = fd >= 0 ? fdopendir(fd) : NULL;
+		if (dir == NULL)
+		{
+			if (fd >= 0)
+				close(fd);
+			w->skipped_dirs++;
+			return KB_OK;
+		}
 	}
 	while ((de = readdir(dir)) != NULL)
 	{
@@ -321,6 +375,8 @@ kb_walk_next(KbWalk *w, KbEntry *e)
 			continue;			/* longer than PATH_MAX: cannot be opened */
 
 		memset(e, 0, sizeof(*e));
+		e->root = w->root;
+		e->root_len = w->rootlen;
 		e->relpath = w->rel;
 		e->relpath_len = strlen(w->rel);
 		e->openpath = w->abs;
@@ -426,7 +482,7 @@ set_error(const KbAlloc *a, char **error, const char *what, int errnum)
 }
 
 /*
- * O_NOFOLLOW: the path to open has no links left (a link's target was
+ * open_beneath: the path to open has no links left (a link's target was
  * resolved by the walk), so a link swapped in since is refused, not
  * followed out of root.  O_NONBLOCK: a FIFO swapped in does not hang the
  * backend; fstat then refuses it.
@@ -444,7 +500,13 @@ kb_read_file(const KbAlloc *a, const KbEntry *e, int64_t max_size,
 	*data = NULL;
 	*len = 0;
 	*error = NULL;
-	fd = open(e->openpath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+	fd = open_beneath(e->root, e->root_len, e->openpath,
+					  O_RDONLY | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0 && (errno == EXDEV || errno == ELOOP))
+	{
+		*error = "could not open file: a symbolic link now stands in its path";
+		return KB_OK;
+	}
 	if (fd < 0)
 		return set_error(a, error, "could not open file", errno);
 	if (fstat(fd, &st) != 0)

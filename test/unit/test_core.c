@@ -462,6 +462,39 @@ test_walk(void)
 	 * ancestor */
 	CHECK(n == 3);
 
+	/*
+	 * A directory swapped for a link out of root between the walk and the
+	 * read: the open refuses it instead of following it.
+	 */
+	{
+		char		outside[] = "/tmp/kb_unit_out_XXXXXX";
+		char		cmd[1024];
+		bool		refused = false;
+
+		CHECK(mkdtemp(outside) != NULL);
+		snprintf(path, sizeof(path), "%s/A.md", outside);
+		write_file(path, "---\nid: SECRET\n---\n");
+		w = kb_walk_open(&a, root, KB_SCOPE_ALL, NULL, &err);
+		while (w && kb_walk_next(w, &e) == 1)
+		{
+			char	   *data,
+					   *msg;
+			size_t		len;
+
+			if (!strstr(e.relpath, "t/A.md"))
+				continue;
+			snprintf(cmd, sizeof(cmd), "mv %s/products/p/items/t %s/products/p/items/t.moved && ln -s %s %s/products/p/items/t",
+					 root, root, outside, root);
+			CHECK(system(cmd) == 0);
+			CHECK(kb_read_file(&a, &e, 1 << 20, &data, &len, &msg) == KB_OK);
+			refused = data == NULL && msg != NULL && strstr(msg, "symbolic link") != NULL;
+		}
+		kb_walk_close(w);
+		CHECK(refused);
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", outside);
+		CHECK(system(cmd) == 0);
+	}
+
 	CHECK(kb_walk_open(&a, "/no/such/dir", KB_SCOPE_ALL, NULL, &err) == NULL &&
 		  err == ENOENT);
 	arena_reset(&ar);
