@@ -448,6 +448,18 @@ test_walk(void)
 			CHECK(data == NULL && msg && strstr(msg, "could not open file"));
 			saw_gone = true;
 		}
+		if (strstr(e.relpath, "t/A.md"))
+		{
+			char	   *data,
+					   *msg;
+			size_t		len;
+
+			/* truncated between listing and reading: what is left is read */
+			CHECK(truncate(e.openpath, 4) == 0);
+			CHECK(kb_read_file(&a, &e, 1 << 20, &data, &len, &msg) == KB_OK);
+			CHECK(data != NULL && len == 4 && msg == NULL);
+			write_file(e.openpath, "---\nid: A\n---\n");
+		}
 	}
 	kb_walk_close(w);
 	CHECK(n == 5 && errors == 1 && saw_gone);	/* README, A, gone, out, Q */
