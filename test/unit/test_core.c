@@ -13,10 +13,12 @@
 #include "kb_core.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static int	passed;
@@ -399,6 +401,28 @@ write_file(const char *path, const char *text)
 	fclose(f);
 }
 
+/* Does this kernel (or valgrind) offer openat2? */
+static bool
+have_openat2(void)
+{
+#ifdef SYS_openat2
+	long		fd;
+	struct
+	{
+		uint64_t	flags,
+					mode,
+					resolve;
+	}			how = {0, 0, 0};
+
+	fd = syscall(SYS_openat2, AT_FDCWD, "/", &how, sizeof(how));
+	if (fd >= 0)
+		close((int) fd);
+	return fd >= 0 || errno != ENOSYS;
+#else
+	return false;
+#endif
+}
+
 static void
 test_walk(void)
 {
@@ -502,7 +526,10 @@ test_walk(void)
 			refused = data == NULL && msg != NULL && strstr(msg, "symbolic link") != NULL;
 		}
 		kb_walk_close(w);
-		CHECK(refused);
+		if (have_openat2())
+			CHECK(refused);
+		else
+			printf("# no openat2 here (valgrind?): the swapped-link check is skipped\n");
 		snprintf(cmd, sizeof(cmd), "rm -rf %s", outside);
 		CHECK(system(cmd) == 0);
 	}
