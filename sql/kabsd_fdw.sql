@@ -336,15 +336,14 @@ BEGIN
   EXECUTE pg_catalog.format('COMMENT ON SCHEMA %I IS %L', n, 'Snapshot of backlog ' || n || ', rebuilt from the files by kabsd_refresh()');
 
   FOREACH t IN ARRAY @extschema@.kabsd_tables() LOOP
-    SELECT pg_catalog.string_agg(pg_catalog.format('%I %s', k.column_name, k.column_type), ', ' ORDER BY k.ordinal)
-      INTO cols
+    SELECT pg_catalog.string_agg(pg_catalog.format('%I %s', k.column_name, k.column_type), ', ' ORDER BY k.ordinal) AS defs,
+           pg_catalog.string_agg(pg_catalog.format('s.%I', k.column_name), ', ' ORDER BY k.ordinal) AS list,
+           pg_catalog.min(k.table_comment) AS comment
+      INTO c
     FROM @extschema@.kabsd_table_columns() k WHERE k.table_name = t;
-    EXECUTE pg_catalog.format('CREATE UNLOGGED TABLE %I.%I (%s) WITH (autovacuum_enabled = off)', stage, t, cols);
-  END LOOP;
-  FOREACH t IN ARRAY @extschema@.kabsd_tables() LOOP
-    SELECT pg_catalog.string_agg(pg_catalog.format('s.%I', k.column_name), ', ' ORDER BY k.ordinal)
-      INTO cols
-    FROM @extschema@.kabsd_table_columns() k WHERE k.table_name = t;
+    EXECUTE pg_catalog.format('CREATE UNLOGGED TABLE %I.%I (%s) WITH (autovacuum_enabled = off)',
+                              stage, t, c.defs);
+    cols := c.list;
     IF t = 'links' THEN
       -- target_uid: the one item or decision of the same product whose id
       -- is the target (for a wikilink, the last path component without .md,
@@ -387,10 +386,10 @@ BEGIN
       EXECUTE pg_catalog.format('CREATE UNIQUE INDEX ON %I.%I (path, ordinal)', n, t);
     END IF;
     -- comments on the view and every column, from the catalogue
+    EXECUTE pg_catalog.format('COMMENT ON MATERIALIZED VIEW %I.%I IS %L', n, t,
+                              c.comment || ' Snapshot; refresh with kabsd_refresh().');
     FOR c IN SELECT * FROM @extschema@.kabsd_table_columns() k WHERE k.table_name = t LOOP
       EXECUTE pg_catalog.format('COMMENT ON COLUMN %I.%I.%I IS %L', n, t, c.column_name, c.comment);
-      EXECUTE pg_catalog.format('COMMENT ON MATERIALIZED VIEW %I.%I IS %L', n, t,
-                                c.table_comment || ' Snapshot; refresh with kabsd_refresh().');
     END LOOP;
   END LOOP;
   -- wide values: staging is emptied after each refresh, so it does not

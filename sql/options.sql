@@ -57,3 +57,10 @@ REVOKE USAGE ON FOREIGN DATA WRAPPER kabsd_fdw FROM regress_kabsd_plain, regress
 REVOKE CREATE ON SCHEMA public FROM regress_kabsd_reader;
 DROP ROLE regress_kabsd_plain;
 DROP ROLE regress_kabsd_reader;
+
+-- foreign tables of other wrappers are left alone by the column check
+CREATE FOREIGN DATA WRAPPER regress_other;
+CREATE SERVER regress_other_server FOREIGN DATA WRAPPER regress_other;
+CREATE FOREIGN TABLE other_table (anything point) SERVER regress_other_server;
+DROP SERVER regress_other_server CASCADE;
+DROP FOREIGN DATA WRAPPER regress_other;

@@ -114,6 +114,15 @@ SELECT * FROM kabsd_attach('relative/path', 'other');  -- ERROR
 SELECT kabsd_detach('nosuch');  -- ERROR
 SELECT * FROM kabsd_status('nosuch');  -- ERROR
 
+-- the loader writes only to seven plain staging tables
+SELECT files FROM kabsd_stage_load('fresh', ARRAY['fresh_stage.files', 'fresh_stage.items']::regclass[]);  -- ERROR
+CREATE TABLE public.indexed_files (LIKE fresh_stage.files);
+CREATE INDEX ON public.indexed_files (path);
+SELECT files FROM kabsd_stage_load('fresh', ARRAY['public.indexed_files', 'fresh_stage.items',
+  'fresh_stage.decisions', 'fresh_stage.links', 'fresh_stage.worklog', 'fresh_stage.sections',
+  'fresh_stage.checklist']::regclass[]);  -- ERROR
+DROP TABLE public.indexed_files;
+
 -- A second backlog side by side
 \set copy_second 'rm -rf /tmp/kabsd-regress-second && mkdir -p /tmp/kabsd-regress-second/products/two/items/t && printf -- "---\\nid: TWO-1\\nuid: 019b8f52-0000-7000-8000-0000000000c1\\n---\\n" > /tmp/kabsd-regress-second/products/two/items/t/TWO-1.md'
 COPY (SELECT 1) TO PROGRAM :'copy_second';
@@ -131,6 +140,7 @@ SELECT count(*) FROM fresh.items;
 SELECT count(*) FROM fresh.item_tags;
 SELECT count(*) FROM fresh_live.items;  -- ERROR
 SELECT * FROM kabsd_refresh('fresh');  -- ERROR
+SELECT kabsd_fingerprint('fresh');  -- ERROR
 RESET ROLE;
 REVOKE ALL ON ALL TABLES IN SCHEMA fresh FROM regress_kabsd_bi;
 REVOKE USAGE ON SCHEMA fresh FROM regress_kabsd_bi;

@@ -111,6 +111,5 @@ extern bool kabsd_scan_next_file(KabsdScan *scan, KbEntry **entry,
 extern void kabsd_scan_end(KabsdScan *scan);
 extern void kabsd_scan_counts(const KabsdScan *scan, int64 *walked,
 							  int64 *read, int64 *errors);
-extern const KbAlloc *kabsd_scan_file_alloc(KabsdScan *scan);
 
 #endif							/* KABSD_FDW_H */

@@ -237,9 +237,3 @@ kabsd_scan_counts(const KabsdScan *scan, int64 *walked, int64 *read,
 	*read = scan->read;
 	*errors = scan->errors;
 }
-
-const KbAlloc *
-kabsd_scan_file_alloc(KabsdScan *scan)
-{
-	return &scan->file_alloc;
-}

@@ -26,13 +26,12 @@
 #define READ	KB_NEED_READ
 #define FIELDS	(KB_NEED_READ | KB_NEED_FIELDS)
 
-#define PATH_COLS(need) \
+#define PATH_COLS \
 	{"path", TEXTOID, "text", WALK, "Path of the file, relative to the backlog root."}, \
 	{"product", TEXTOID, "text", WALK, "<product> when the path starts with products/<product>/."}
 
 static const KabsdColumnDef files_cols[] = {
-	{"path", TEXTOID, "text", WALK, "Path of the file, relative to the backlog root."},
-	{"product", TEXTOID, "text", WALK, "<product> when the path starts with products/<product>/."},
+	PATH_COLS,
 	{"kind", TEXTOID, "text", WALK, "item, decision, index or other."},
 	{"size", INT8OID, "bigint", WALK, "Size in bytes."},
 	{"mtime", TIMESTAMPTZOID, "timestamptz", WALK, "Last modification time."},
@@ -55,7 +54,7 @@ static const KabsdColumnDef items_cols[] = {
 	{"decisions", TEXTARRAYOID, "text[]", FIELDS, "Ids of related decisions."},
 	{"created", DATEOID, "date", FIELDS, "Creation date (the date part of a date and time)."},
 	{"updated", DATEOID, "date", FIELDS, "Last update date (the date part of a date and time)."},
-	PATH_COLS(0),
+	PATH_COLS,
 	{"mtime", TIMESTAMPTZOID, "timestamptz", WALK, "Last modification time of the file."},
 	{"frontmatter", JSONBOID, "jsonb", READ, "The whole frontmatter, unknown keys included."},
 	{"body", TEXTOID, "text", READ, "Markdown after the frontmatter, verbatim."},
@@ -72,7 +71,7 @@ static const KabsdColumnDef decisions_cols[] = {
 	{"supersedes", TEXTOID, "text", FIELDS, "Id of the decision this one replaces."},
 	{"superseded_by", TEXTOID, "text", FIELDS, "Id of the decision that replaces this one."},
 	{"tags", TEXTARRAYOID, "text[]", FIELDS, "Tags."},
-	PATH_COLS(0),
+	PATH_COLS,
 	{"mtime", TIMESTAMPTZOID, "timestamptz", WALK, "Last modification time of the file."},
 	{"frontmatter", JSONBOID, "jsonb", READ, "The whole frontmatter, unknown keys included."},
 	{"body", TEXTOID, "text", READ, "Markdown after the frontmatter, verbatim."},
@@ -84,7 +83,7 @@ static const KabsdColumnDef links_cols[] = {
 	{"ordinal", INT4OID, "integer", WALK, "1-based position among the item's edges."},
 	{"type", TEXTOID, "text", WALK, "parent, relates, blocks, blocked_by, decision or wikilink."},
 	{"target_id", TEXTOID, "text", WALK, "The target, as written."},
-	PATH_COLS(0),
+	PATH_COLS,
 };
 
 static const KabsdColumnDef worklog_cols[] = {
@@ -96,7 +95,7 @@ static const KabsdColumnDef worklog_cols[] = {
 	{"model", TEXTOID, "text", WALK, "The [model=NAME] tag."},
 	{"message", TEXTOID, "text", WALK, "The message, continuation lines joined with newlines."},
 	{"new_state", TEXTOID, "text", WALK, "X when the message says State -> X."},
-	PATH_COLS(0),
+	PATH_COLS,
 };
 
 static const KabsdColumnDef sections_cols[] = {
@@ -106,7 +105,7 @@ static const KabsdColumnDef sections_cols[] = {
 	{"level", INT4OID, "integer", WALK, "Heading level, 1 to 6."},
 	{"heading", TEXTOID, "text", WALK, "Heading text, as written."},
 	{"content", TEXTOID, "text", WALK, "Markdown source up to the next heading, trimmed."},
-	PATH_COLS(0),
+	PATH_COLS,
 };
 
 static const KabsdColumnDef checklist_cols[] = {
@@ -116,7 +115,7 @@ static const KabsdColumnDef checklist_cols[] = {
 	{"ordinal", INT4OID, "integer", WALK, "1-based position among the item's entries."},
 	{"checked", BOOLOID, "boolean", WALK, "[x] or [X]."},
 	{"text", TEXTOID, "text", WALK, "The entry's text, as written."},
-	PATH_COLS(0),
+	PATH_COLS,
 };
 
 #define NCOLS(a) ((int) lengthof(a))

@@ -376,7 +376,7 @@ extern int	kb_markdown_analyze(const KbAlloc *a, const char *body, size_t len,
 								int what, KbMarkdown *out);
 
 /* Worklog entries of the sections headed "Worklog" (called by the above). */
-extern int	kb_worklog_parse(const KbAlloc *a, const char *body, size_t len,
+extern int	kb_worklog_parse(const KbAlloc *a, const char *body,
 							 KbMarkdown *md);
 
 /* ---------------------------------------------------------------------
@@ -424,9 +424,6 @@ extern KbWalk *kb_walk_open(const KbAlloc *a, const char *root,
  * KB_ENOMEM. */
 extern int	kb_walk_next(KbWalk *w, KbEntry *e);
 extern void kb_walk_close(KbWalk *w);
-
-/* Number of directories the walk could not read (skipped). */
-extern size_t kb_walk_skipped_dirs(const KbWalk *w);
 
 /*
  * Reads a walked file of at most max_size bytes.  Returns KB_OK with

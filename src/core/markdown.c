@@ -331,7 +331,6 @@ typedef struct KbMdState
 	size_t		check_cap;
 	size_t		wiki_cap;
 	KbBuf		inline_text;	/* text of the current paragraph/heading */
-	int			inline_depth;
 } KbMdState;
 
 static int
@@ -526,6 +525,6 @@ kb_markdown_analyze(const KbAlloc *a, const char *body, size_t len, int what,
 
 	finish_sections(&st);
 	if (what & KB_MD_WORKLOG)
-		rc = kb_worklog_parse(a, body, len, out);
+		rc = kb_worklog_parse(a, body, out);
 	return rc;
 }

@@ -98,7 +98,6 @@ struct KbWalk
 	KbDirFrame *stack;
 	size_t		depth;
 	size_t		cap;
-	size_t		skipped_dirs;
 	char		rel[PATH_MAX];	/* the current entry's paths */
 	char		abs[PATH_MAX];
 	char		target[PATH_MAX];
@@ -203,9 +202,9 @@ push_dir(KbWalk *w, const char *rel, const char *abs, uint64_t dev,
 		dir = fd >= 0 ? fdopendir(fd) : NULL;
 		if (dir == NULL)
 		{
+			/* an unreadable directory is skipped */
 			if (fd >= 0)
 				close(fd);
-			w->skipped_dirs++;
 			return KB_OK;
 		}
 	}
@@ -460,12 +459,6 @@ kb_walk_close(KbWalk *w)
 	if (w->product)
 		w->a->free(w->a->ctx, w->product);
 	w->a->free(w->a->ctx, w);
-}
-
-size_t
-kb_walk_skipped_dirs(const KbWalk *w)
-{
-	return w->skipped_dirs;
 }
 
 static int

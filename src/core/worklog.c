@@ -156,12 +156,10 @@ finish_entry(KbWorklogEntry *e, KbBuf *buf)
 }
 
 int
-kb_worklog_parse(const KbAlloc *a, const char *body, size_t len,
-				 KbMarkdown *md)
+kb_worklog_parse(const KbAlloc *a, const char *body, KbMarkdown *md)
 {
 	size_t		cap = 0;
 
-	(void) len;
 	for (size_t s = 0; s < md->nsections; s++)
 	{
 		const KbSection *sec = &md->sections[s];

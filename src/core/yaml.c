@@ -402,10 +402,9 @@ kb_yaml_parse(const KbAlloc *a, const char *text, size_t len, int first_line,
 	yaml_parser_set_input_string(&parser, (const unsigned char *) text, len);
 	yaml_parser_set_encoding(&parser, YAML_UTF8_ENCODING);
 
+	/* each handler records a failure in b.error or b.oom, ending the loop */
 	while (!done && !b.error && !b.oom)
 	{
-		bool		ok = true;
-
 		if (!yaml_parser_parse(&parser, &ev))
 		{
 			if (parser.error == YAML_MEMORY_ERROR)
@@ -432,26 +431,25 @@ kb_yaml_parse(const KbAlloc *a, const char *text, size_t len, int first_line,
 				{
 					builder_fail(&b, &ev.start_mark,
 								 "more than one YAML document");
-					ok = false;
 				}
 				break;
 			case YAML_SCALAR_EVENT:
-				ok = on_scalar(&b, &ev);
+				(void) on_scalar(&b, &ev);
 				break;
 			case YAML_SEQUENCE_START_EVENT:
-				ok = on_collection_start(&b, &ev, KB_VAL_SEQ,
+				(void) on_collection_start(&b, &ev, KB_VAL_SEQ,
 										 ev.data.sequence_start.anchor);
 				break;
 			case YAML_MAPPING_START_EVENT:
-				ok = on_collection_start(&b, &ev, KB_VAL_MAP,
+				(void) on_collection_start(&b, &ev, KB_VAL_MAP,
 										 ev.data.mapping_start.anchor);
 				break;
 			case YAML_SEQUENCE_END_EVENT:
 			case YAML_MAPPING_END_EVENT:
-				ok = on_collection_end(&b, &ev);
+				(void) on_collection_end(&b, &ev);
 				break;
 			case YAML_ALIAS_EVENT:
-				ok = on_alias(&b, &ev);
+				(void) on_alias(&b, &ev);
 				break;
 			case YAML_STREAM_END_EVENT:
 				done = true;
@@ -460,7 +458,6 @@ kb_yaml_parse(const KbAlloc *a, const char *text, size_t len, int first_line,
 				break;
 		}
 		yaml_event_delete(&ev);
-		(void) ok;
 	}
 	yaml_parser_delete(&parser);
 
