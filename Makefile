@@ -7,7 +7,7 @@ CORE_OBJS = src/core/text.o src/core/yaml.o src/core/values.o \
 	src/core/extract.o src/core/markdown.o src/core/worklog.o \
 	src/core/walk.o src/core/file.o
 OBJS = src/kabsd_fdw.o src/options.o src/tables.o src/convert.o \
-	src/scan.o src/refresh.o $(CORE_OBJS)
+	src/scan.o src/refresh.o src/snapshot.o $(CORE_OBJS)
 
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA = $(wildcard sql/$(EXTENSION)--*--*.sql)
@@ -18,7 +18,7 @@ PG_CFLAGS = -std=gnu99
 
 # pg_regress suites: one per table and per concern
 REGRESS = setup files items decisions links worklog sections checklist \
-	hostile options readonly planner refresh
+	hostile options readonly planner refresh incremental
 REGRESS_OPTS = --load-extension=kabsd_fdw
 ISOLATION = refresh_concurrency
 ISOLATION_OPTS = --load-extension=kabsd_fdw

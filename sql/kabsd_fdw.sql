@@ -53,10 +53,13 @@ CREATE EVENT TRIGGER kabsd_check_foreign_tables
 -- For a backlog named N:
 --   server N          the kabsd_fdw server on the backlog root
 --   schema N_live     the seven foreign tables (always current)
---   schema N_stage    unlogged staging tables, filled by one read of each
---                     file and emptied again after each refresh (internal)
---   schema N          a materialized view of each table, with indexes,
---                     refreshed CONCURRENTLY once populated
+--   schema N_stage    internal: unlogged staging tables, filled by one read
+--                     of each file when the snapshot is rebuilt and emptied
+--                     again; and the stamp of every file in the snapshot
+--   schema N          a materialized view of each table, with indexes;
+--                     once populated, refreshed in place: only the files
+--                     whose stamp changed are read, only differing rows
+--                     are written, readers are never blocked
 -- Data flows one way only: files -> foreign tables -> views.
 --------------------------------------------------------------------------
 
@@ -69,22 +72,20 @@ CREATE TABLE kabsd.backlogs (
   root text NOT NULL,
   attached_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
   fingerprint text,
-  table_hashes text[],
   refreshed_at timestamptz
 );
 COMMENT ON TABLE kabsd.backlogs IS 'Backlogs attached with kabsd_attach()';
 COMMENT ON COLUMN kabsd.backlogs.name IS 'Name of the backlog: its server and snapshot schema';
 COMMENT ON COLUMN kabsd.backlogs.root IS 'The backlog directory';
 COMMENT ON COLUMN kabsd.backlogs.fingerprint IS 'Hash of path, size, times and inode of every file the snapshot was built from';
-COMMENT ON COLUMN kabsd.backlogs.table_hashes IS 'Hash of each table''s rows in the snapshot (files, items, decisions, links, worklog, sections, checklist), then of what links.target_uid reads';
-COMMENT ON COLUMN kabsd.backlogs.refreshed_at IS 'When the snapshot was last rebuilt from the files';
+COMMENT ON COLUMN kabsd.backlogs.refreshed_at IS 'When the snapshot was last brought up to date with the files';
 
 CREATE TABLE kabsd.refresh_history (
   id bigserial PRIMARY KEY,
   name text NOT NULL,
   started_at timestamptz NOT NULL,
   duration interval NOT NULL,
-  status text NOT NULL CHECK (status IN ('refreshed', 'unchanged', 'failed')),
+  status text NOT NULL CHECK (status IN ('refreshed', 'rebuilt', 'unchanged', 'failed')),
   files bigint,
   items bigint,
   decisions bigint,
@@ -94,14 +95,18 @@ CREATE TABLE kabsd.refresh_history (
   checklist bigint,
   errors bigint,
   views_refreshed integer,
+  files_read bigint,
+  rows_written bigint,
   error text,
   sqlstate text
 );
 CREATE INDEX ON kabsd.refresh_history (name, id);
 COMMENT ON TABLE kabsd.refresh_history IS 'Every kabsd_refresh() of every backlog, failed ones included; the newest 1000 per backlog are kept';
-COMMENT ON COLUMN kabsd.refresh_history.status IS 'refreshed: rebuilt from the files; unchanged: no file changed, nothing written; failed: the old snapshot was kept';
+COMMENT ON COLUMN kabsd.refresh_history.status IS 'refreshed: the changed files were applied; rebuilt: every view was rebuilt from the files; unchanged: no file changed, nothing written; failed: the old snapshot was kept';
 COMMENT ON COLUMN kabsd.refresh_history.errors IS 'Files whose files.error is set';
-COMMENT ON COLUMN kabsd.refresh_history.views_refreshed IS 'Views whose rows changed and were refreshed; the others were left as they were';
+COMMENT ON COLUMN kabsd.refresh_history.views_refreshed IS 'Views whose rows changed; the others were left as they were';
+COMMENT ON COLUMN kabsd.refresh_history.files_read IS 'Files read and parsed: those whose stamp changed, or every file of a rebuild or a full refresh';
+COMMENT ON COLUMN kabsd.refresh_history.rows_written IS 'Rows inserted and deleted in the views';
 COMMENT ON COLUMN kabsd.refresh_history.error IS 'Why the refresh failed';
 
 GRANT SELECT ON kabsd.backlogs, kabsd.refresh_history TO PUBLIC;
@@ -135,10 +140,22 @@ RETURNS text
 AS 'MODULE_PATHNAME'
 LANGUAGE C STRICT VOLATILE;
 
-CREATE FUNCTION kabsd_stage_load(server name, stage regclass[],
+-- The rebuild: every file read once into the seven staging tables, and its
+-- stamp into the stamps table.
+CREATE FUNCTION kabsd_stage_load(server name, stage regclass[], stamps regclass,
   OUT files bigint, OUT items bigint, OUT decisions bigint, OUT links bigint,
   OUT worklog bigint, OUT sections bigint, OUT checklist bigint,
-  OUT errors bigint, OUT fingerprint text, OUT table_hashes text[])
+  OUT errors bigint, OUT fingerprint text)
+RETURNS record
+AS 'MODULE_PATHNAME'
+LANGUAGE C STRICT VOLATILE;
+
+-- The refresh in place of a populated snapshot: the files whose stamp
+-- changed (every file when full) are read, and only rows that differ are
+-- written to the views.
+CREATE FUNCTION kabsd_snapshot_apply(server name, views regclass[], stamps regclass,
+  full boolean, OUT inserted bigint[], OUT deleted bigint[],
+  OUT errors_delta bigint, OUT files_read bigint, OUT fingerprint text)
 RETURNS record
 AS 'MODULE_PATHNAME'
 LANGUAGE C STRICT VOLATILE;
@@ -175,7 +192,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION kabsd_refresh(name text DEFAULT NULL)
+CREATE FUNCTION kabsd_refresh(name text DEFAULT NULL, full boolean DEFAULT false)
 RETURNS SETOF kabsd.refresh_result
 LANGUAGE plpgsql
 AS $$
@@ -183,12 +200,17 @@ DECLARE
   res kabsd.refresh_result;
   b record;
   r record;
+  prev record;
   t text;
   fp text;
   unpopulated text[];
   t0 timestamptz;
   i integer;
   refreshed integer;
+  files_read bigint;
+  written bigint;
+  counts bigint[];
+  n bigint;
   msg text;
   state text;
   detail text;
@@ -201,13 +223,13 @@ BEGIN
            WHERE kabsd_refresh.name IS NULL OR k.name = kabsd_refresh.name
            ORDER BY k.name
   LOOP
-    -- REFRESH MATERIALIZED VIEW needs the views' owner
+    -- writing the snapshot views is for their owner
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
                    WHERE c.oid = pg_catalog.to_regclass(pg_catalog.format('%I.files', b.name))
                      AND pg_catalog.pg_has_role(c.relowner, 'USAGE')) THEN
       RAISE EXCEPTION 'permission denied to refresh backlog "%"', b.name
         USING ERRCODE = 'insufficient_privilege',
-              DETAIL = 'Refreshing rebuilds the snapshot views, which only their owner may do.',
+              DETAIL = 'Refreshing rewrites the snapshot views, which only their owner may do.',
               HINT = 'Run kabsd_refresh() as the role that attached the backlog, or schedule it as that role.';
     END IF;
     -- one refresh of a backlog at a time: a second one waits here
@@ -221,60 +243,108 @@ BEGIN
       SELECT pg_catalog.array_agg(c.relname::text) INTO unpopulated
       FROM pg_catalog.pg_class c
       WHERE c.relnamespace = b.name::regnamespace AND c.relkind = 'm' AND NOT c.relispopulated;
-      -- read again under the lock: a refresh that ran meanwhile changed them
-      SELECT k.fingerprint, k.table_hashes INTO b.fingerprint, b.table_hashes
-      FROM kabsd.backlogs k WHERE k.name = b.name;
+      -- read again under the lock: a refresh that ran meanwhile changed it
+      SELECT k.fingerprint INTO b.fingerprint FROM kabsd.backlogs k WHERE k.name = b.name;
+      -- the counts of the last refresh that succeeded
+      SELECT h.files, h.items, h.decisions, h.links, h.worklog, h.sections,
+             h.checklist, h.errors INTO prev
+      FROM kabsd.refresh_history h
+      WHERE h.name = b.name AND h.status <> 'failed'
+      ORDER BY h.id DESC LIMIT 1;
+      files_read := 0;
+      written := 0;
+      refreshed := 0;
+      -- the rows the files view holds: a view restored or refreshed by
+      -- other means than kabsd_refresh() shows here
+      n := NULL;
+      IF unpopulated IS NULL THEN
+        EXECUTE pg_catalog.format('SELECT count(*) FROM %I.files', b.name) INTO n;
+      END IF;
 
-      IF fp = b.fingerprint AND unpopulated IS NULL THEN
+      IF unpopulated IS NULL AND NOT kabsd_refresh.full AND fp = b.fingerprint
+         AND n = pg_catalog.split_part(fp, ':', 2)::bigint AND n = prev.files THEN
         -- no file changed since the snapshot: nothing is parsed or written
-        SELECT h.files, h.items, h.decisions, h.links, h.worklog, h.sections,
-               h.checklist, h.errors
-          INTO res.files, res.items, res.decisions, res.links, res.worklog, res.sections, res.checklist, res.errors
-        FROM kabsd.refresh_history h
-        WHERE h.name = b.name AND h.status <> 'failed'
-        ORDER BY h.id DESC LIMIT 1;
+        res.files := prev.files; res.items := prev.items; res.decisions := prev.decisions;
+        res.links := prev.links; res.worklog := prev.worklog; res.sections := prev.sections;
+        res.checklist := prev.checklist; res.errors := prev.errors;
         res.status := 'unchanged';
-      ELSE
-        FOREACH t IN ARRAY @extschema@.kabsd_tables() LOOP
+      ELSIF unpopulated IS NOT NULL THEN
+        -- a view that is not populated (the first refresh, or one emptied
+        -- with REFRESH MATERIALIZED VIEW ... WITH NO DATA): every view is
+        -- rebuilt from one read of each file
+        FOREACH t IN ARRAY @extschema@.kabsd_tables() || 'stamps'::text LOOP
           EXECUTE pg_catalog.format('TRUNCATE %I.%I', b.name || '_stage', t);
         END LOOP;
         SELECT * INTO r FROM @extschema@.kabsd_stage_load(b.name::name,
           ARRAY(SELECT pg_catalog.format('%I.%I', b.name || '_stage', x)::regclass
                 FROM pg_catalog.unnest(@extschema@.kabsd_tables()) WITH ORDINALITY AS u(x, o)
-                ORDER BY o));
-        -- a view whose rows are the same as last time is not refreshed;
-        -- links also reads the path, product, id and uid of items and
-        -- decisions (for target_uid), hashed in the eighth element
-        refreshed := 0;
-        FOR i IN 1 .. 7 LOOP
-          t := (@extschema@.kabsd_tables())[i];
-          IF t = ANY (coalesce(unpopulated, '{}')) OR b.table_hashes IS NULL
-             OR b.table_hashes[i] IS DISTINCT FROM r.table_hashes[i]
-             OR (t = 'links' AND b.table_hashes[8] IS DISTINCT FROM r.table_hashes[8]) THEN
-            EXECUTE pg_catalog.format('REFRESH MATERIALIZED VIEW %s %I.%I',
-              CASE WHEN t = ANY (coalesce(unpopulated, '{}')) THEN '' ELSE 'CONCURRENTLY' END,
-              b.name, t);
-            refreshed := refreshed + 1;
-          END IF;
+                ORDER BY o),
+          pg_catalog.format('%I.stamps', b.name || '_stage')::regclass);
+        FOREACH t IN ARRAY @extschema@.kabsd_tables() LOOP
+          EXECUTE pg_catalog.format('REFRESH MATERIALIZED VIEW %I.%I', b.name, t);
         END LOOP;
-        -- links reads the staged items and decisions: empty them only now
         FOREACH t IN ARRAY @extschema@.kabsd_tables() LOOP
           EXECUTE pg_catalog.format('TRUNCATE %I.%I', b.name || '_stage', t);
         END LOOP;
-        UPDATE kabsd.backlogs k SET fingerprint = r.fingerprint,
-          table_hashes = r.table_hashes, refreshed_at = t0
-        WHERE k.name = b.name;
         res.files := r.files; res.items := r.items; res.decisions := r.decisions;
         res.links := r.links; res.worklog := r.worklog; res.sections := r.sections;
         res.checklist := r.checklist; res.errors := r.errors;
+        files_read := r.files;
+        written := r.files + r.items + r.decisions + r.links + r.worklog + r.sections + r.checklist;
+        refreshed := 7;
+        fp := r.fingerprint;
+        res.status := 'rebuilt';
+      ELSE
+        -- in place: only files whose stamp changed are read, only rows
+        -- that differ are written
+        SELECT * INTO r FROM @extschema@.kabsd_snapshot_apply(b.name::name,
+          ARRAY(SELECT pg_catalog.format('%I.%I', b.name, x)::regclass
+                FROM pg_catalog.unnest(@extschema@.kabsd_tables()) WITH ORDINALITY AS u(x, o)
+                ORDER BY o),
+          pg_catalog.format('%I.stamps', b.name || '_stage')::regclass,
+          kabsd_refresh.full);
+        EXECUTE pg_catalog.format('SELECT count(*) FROM %I.files', b.name) INTO n;
+        IF prev.files IS NULL OR prev.files + r.inserted[1] - r.deleted[1] <> n THEN
+          -- the last counts are gone or do not add up: count again
+          counts := '{}';
+          FOREACH t IN ARRAY @extschema@.kabsd_tables() LOOP
+            EXECUTE pg_catalog.format('SELECT count(*) FROM %I.%I', b.name, t) INTO n;
+            counts := counts || n;
+          END LOOP;
+          EXECUTE pg_catalog.format('SELECT count(*) FROM %I.files WHERE error IS NOT NULL', b.name) INTO n;
+          counts := counts || n;
+        ELSE
+          counts := ARRAY[prev.files, prev.items, prev.decisions, prev.links, prev.worklog,
+                          prev.sections, prev.checklist, prev.errors];
+          FOR i IN 1 .. 7 LOOP
+            counts[i] := counts[i] + r.inserted[i] - r.deleted[i];
+          END LOOP;
+          counts[8] := counts[8] + r.errors_delta;
+        END IF;
+        res.files := counts[1]; res.items := counts[2]; res.decisions := counts[3];
+        res.links := counts[4]; res.worklog := counts[5]; res.sections := counts[6];
+        res.checklist := counts[7]; res.errors := counts[8];
+        FOR i IN 1 .. 7 LOOP
+          IF r.inserted[i] + r.deleted[i] > 0 THEN
+            refreshed := refreshed + 1;
+          END IF;
+          written := written + r.inserted[i] + r.deleted[i];
+        END LOOP;
+        files_read := r.files_read;
+        fp := r.fingerprint;
         res.status := 'refreshed';
+      END IF;
+      IF res.status <> 'unchanged' THEN
+        UPDATE kabsd.backlogs k SET fingerprint = fp, refreshed_at = t0
+        WHERE k.name = b.name;
       END IF;
       res.duration := pg_catalog.clock_timestamp() - t0;
       INSERT INTO kabsd.refresh_history (name, started_at, duration, status, files,
-        items, decisions, links, worklog, sections, checklist, errors, views_refreshed)
+        items, decisions, links, worklog, sections, checklist, errors, views_refreshed,
+        files_read, rows_written)
       VALUES (b.name, t0, res.duration, res.status, res.files, res.items,
         res.decisions, res.links, res.worklog, res.sections, res.checklist, res.errors,
-        CASE WHEN res.status = 'refreshed' THEN refreshed ELSE 0 END);
+        refreshed, files_read, written);
     EXCEPTION WHEN OTHERS THEN
       -- the subtransaction rolled back: the old snapshot stands
       GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, state = RETURNED_SQLSTATE,
@@ -302,8 +372,8 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION kabsd_refresh(text) IS
-  'Rebuilds the snapshot of one or every attached backlog from its files; a row per backlog';
+COMMENT ON FUNCTION kabsd_refresh(text, boolean) IS
+  'Brings the snapshot of one or every attached backlog up to date with its files; full reads every file, not only those whose stamp changed; a row per backlog';
 
 CREATE FUNCTION kabsd_attach(root text, name text DEFAULT 'backlog')
 RETURNS SETOF kabsd.refresh_result
@@ -335,6 +405,11 @@ BEGIN
   EXECUTE pg_catalog.format('CREATE SCHEMA %I', n);
   EXECUTE pg_catalog.format('COMMENT ON SCHEMA %I IS %L', n, 'Snapshot of backlog ' || n || ', rebuilt from the files by kabsd_refresh()');
 
+  -- the stamp (path, size, times, inode, device) of every file in the
+  -- snapshot, written with it: logged, like the views
+  EXECUTE pg_catalog.format('CREATE TABLE %I.stamps (path text NOT NULL, stamp bigint NOT NULL)', stage);
+  EXECUTE pg_catalog.format('COMMENT ON TABLE %I.stamps IS %L', stage,
+    'Internal: what each file of the snapshot was when last read; a file whose stamp differs is read again');
   FOREACH t IN ARRAY @extschema@.kabsd_tables() LOOP
     SELECT pg_catalog.string_agg(pg_catalog.format('%I %s', k.column_name, k.column_type), ', ' ORDER BY k.ordinal) AS defs,
            pg_catalog.string_agg(pg_catalog.format('s.%I', k.column_name), ', ' ORDER BY k.ordinal) AS list,

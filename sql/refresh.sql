@@ -42,34 +42,19 @@ SELECT name, files, items, status FROM kabsd_refresh();
 SELECT name, refreshed_at IS NOT NULL AS refreshed, files, added, changed, removed, stale FROM kabsd_status('fresh');
 
 -- Rebuild: checksums of every table, then the snapshot cleared two ways
-CREATE FUNCTION sums_now() RETURNS TABLE (t text, sum text) LANGUAGE sql AS $$
-SELECT 'files', md5(string_agg(x::text, '|' ORDER BY x.path)) FROM fresh.files x
-UNION ALL SELECT 'items', md5(string_agg(x::text, '|' ORDER BY x.path)) FROM fresh.items x
-UNION ALL SELECT 'decisions', md5(string_agg(x::text, '|' ORDER BY x.path)) FROM fresh.decisions x
-UNION ALL SELECT 'links', md5(string_agg(x::text, '|' ORDER BY x.path, x.ordinal)) FROM fresh.links x
-UNION ALL SELECT 'worklog', md5(string_agg(x::text, '|' ORDER BY x.path, x.ordinal)) FROM fresh.worklog x
-UNION ALL SELECT 'sections', md5(string_agg(x::text, '|' ORDER BY x.path, x.ordinal)) FROM fresh.sections x
-UNION ALL SELECT 'checklist', md5(string_agg(x::text, '|' ORDER BY x.path, x.ordinal)) FROM fresh.checklist x
-$$;
-CREATE TEMP TABLE sums AS SELECT * FROM sums_now();
+CREATE TEMP TABLE sums AS SELECT * FROM snapshot_sums('fresh');
 SELECT count(*) FILTER (WHERE sum IS NOT NULL) AS tables_with_rows FROM sums;
 
 -- (1) every view emptied with REFRESH ... WITH NO DATA
-REFRESH MATERIALIZED VIEW fresh.files WITH NO DATA;
-REFRESH MATERIALIZED VIEW fresh.items WITH NO DATA;
-REFRESH MATERIALIZED VIEW fresh.decisions WITH NO DATA;
-REFRESH MATERIALIZED VIEW fresh.links WITH NO DATA;
-REFRESH MATERIALIZED VIEW fresh.worklog WITH NO DATA;
-REFRESH MATERIALIZED VIEW fresh.sections WITH NO DATA;
-REFRESH MATERIALIZED VIEW fresh.checklist WITH NO DATA;
+SELECT snapshot_clear('fresh');
 SELECT count(*) FROM fresh.items;  -- ERROR
 SELECT status FROM kabsd_refresh('fresh');
-SELECT s.t, s.sum = n.sum AS same FROM sums s JOIN sums_now() n USING (t) ORDER BY 1;
+SELECT s.t, s.sum = n.sum AS same FROM sums s JOIN snapshot_sums('fresh') n USING (t) ORDER BY 1;
 
 -- (2) dropped and attached again
 SELECT kabsd_detach('fresh');
 SELECT status FROM kabsd_attach('/tmp/kabsd-regress-fresh', 'fresh');
-SELECT s.t, s.sum = n.sum AS same FROM sums s JOIN sums_now() n USING (t) ORDER BY 1;
+SELECT s.t, s.sum = n.sum AS same FROM sums s JOIN snapshot_sums('fresh') n USING (t) ORDER BY 1;
 
 -- Freshness: edit, add, rename and delete files
 \set edit 'sed -i s/InProgress/Done/ ' :items '/ALP-TSK-0001_parse-frontmatter.md'
@@ -114,13 +99,17 @@ SELECT * FROM kabsd_attach('relative/path', 'other');  -- ERROR
 SELECT kabsd_detach('nosuch');  -- ERROR
 SELECT * FROM kabsd_status('nosuch');  -- ERROR
 
--- the loader writes only to seven plain staging tables
-SELECT files FROM kabsd_stage_load('fresh', ARRAY['fresh_stage.files', 'fresh_stage.items']::regclass[]);  -- ERROR
+-- the loader writes only to seven plain staging tables and a stamps table
+SELECT files FROM kabsd_stage_load('fresh', ARRAY['fresh_stage.files', 'fresh_stage.items']::regclass[],
+  'fresh_stage.stamps');  -- ERROR
 CREATE TABLE public.indexed_files (LIKE fresh_stage.files);
 CREATE INDEX ON public.indexed_files (path);
 SELECT files FROM kabsd_stage_load('fresh', ARRAY['public.indexed_files', 'fresh_stage.items',
   'fresh_stage.decisions', 'fresh_stage.links', 'fresh_stage.worklog', 'fresh_stage.sections',
-  'fresh_stage.checklist']::regclass[]);  -- ERROR
+  'fresh_stage.checklist']::regclass[], 'fresh_stage.stamps');  -- ERROR
+SELECT files FROM kabsd_stage_load('fresh', ARRAY['fresh_stage.files', 'fresh_stage.items',
+  'fresh_stage.decisions', 'fresh_stage.links', 'fresh_stage.worklog', 'fresh_stage.sections',
+  'fresh_stage.checklist']::regclass[], 'public.indexed_files');  -- ERROR
 DROP TABLE public.indexed_files;
 
 -- A second backlog side by side
@@ -149,4 +138,3 @@ DROP ROLE regress_kabsd_bi;
 SELECT kabsd_detach('second');
 SELECT kabsd_detach('fresh');
 SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'fresh%' OR nspname LIKE 'second%';
-DROP FUNCTION sums_now();

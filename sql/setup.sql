@@ -51,3 +51,27 @@ BEGIN
   END LOOP;
 END
 $$;
+
+-- For the snapshot suites: a checksum of each view of a backlog's snapshot,
+-- and every view emptied as REFRESH ... WITH NO DATA leaves it
+CREATE OR REPLACE FUNCTION snapshot_sums(backlog text) RETURNS TABLE (t text, sum text)
+LANGUAGE plpgsql AS $$
+BEGIN
+  FOREACH t IN ARRAY kabsd_tables() LOOP
+    EXECUTE format('SELECT md5(string_agg(x::text, ''|'' ORDER BY x.path%s)) FROM %I.%I x',
+                   CASE WHEN t IN ('files', 'items', 'decisions') THEN '' ELSE ', x.ordinal' END,
+                   backlog, t) INTO sum;
+    RETURN NEXT;
+  END LOOP;
+END
+$$;
+CREATE OR REPLACE FUNCTION snapshot_clear(backlog text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+  t text;
+BEGIN
+  FOREACH t IN ARRAY kabsd_tables() LOOP
+    EXECUTE format('REFRESH MATERIALIZED VIEW %I.%I WITH NO DATA', backlog, t);
+  END LOOP;
+END
+$$;

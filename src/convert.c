@@ -596,7 +596,8 @@ kabsd_fill_row(const KabsdBinding *b, const bool *wanted, const KbEntry *e,
 
 		values[i] = (Datum) 0;
 		isnull[i] = true;
-		if (!wanted[i] || col->colid == KABSD_COL_DROPPED)
+		if (!wanted[i] || col->colid == KABSD_COL_DROPPED ||
+			col->colid == KABSD_COL_DERIVED)
 			continue;
 		isnull[i] = false;
 		if (col->colid == KABSD_COL_KEY)

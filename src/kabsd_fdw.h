@@ -53,6 +53,7 @@ typedef struct KabsdTableDef
 /* How one attribute of a foreign table is filled. */
 #define KABSD_COL_DROPPED	(-2)
 #define KABSD_COL_KEY		(-1)
+#define KABSD_COL_DERIVED	(-3)	/* links.target_uid of the snapshot */
 
 typedef struct KabsdColumn
 {
@@ -76,6 +77,17 @@ typedef struct KabsdOptions
 	KabsdTable	table;
 	char	   *servername;
 } KabsdOptions;
+
+/*
+ * The parsing rules' version: part of every file's stamp, so that a release
+ * that parses differently re-reads every file at the next refresh.
+ */
+#define KABSD_PARSER_VERSION "kabsd_fdw parser 1"
+
+/* Everything a file can give: what a refresh computes. */
+#define KABSD_ALL_NEEDS (KB_NEED_READ | KB_NEED_FIELDS | KB_NEED_LINKS | \
+						 KB_NEED_MARKDOWN | KB_NEED_CHECKLIST | \
+						 KB_NEED_WIKILINKS | KB_NEED_WORKLOG)
 
 #define KABSD_DEFAULT_MAX_FILE_SIZE (INT64CONST(64) * 1024 * 1024)
 
@@ -108,8 +120,18 @@ extern KabsdScan *kabsd_scan_begin(const char *root, int64 max_file_size,
 								   int need, MemoryContext parent);
 extern bool kabsd_scan_next_file(KabsdScan *scan, KbEntry **entry,
 								 KbFile **file);
+extern bool kabsd_scan_next_entry(KabsdScan *scan, KbEntry **entry);
+extern KbFile *kabsd_scan_analyze(KabsdScan *scan);
 extern void kabsd_scan_end(KabsdScan *scan);
 extern void kabsd_scan_counts(const KabsdScan *scan, int64 *walked,
 							  int64 *read, int64 *errors);
+
+/* refresh.c: the fingerprint, the stamps and the rebuild */
+extern void kabsd_server_options(Name servername, KabsdOptions *opts);
+extern uint64 kabsd_fingerprint_start(const KabsdOptions *opts);
+extern uint64 kabsd_fingerprint_entry(uint64 h, const KbEntry *e);
+extern Datum kabsd_fingerprint_text(uint64 h, int64 nfiles);
+extern int64 kabsd_file_stamp(uint64 salt, const KbEntry *e);
+extern void kabsd_check_stamps(Relation rel);
 
 #endif							/* KABSD_FDW_H */

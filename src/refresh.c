@@ -39,10 +39,6 @@ PG_FUNCTION_INFO_V1(kabsd_table_columns);
 PG_FUNCTION_INFO_V1(kabsd_fingerprint);
 PG_FUNCTION_INFO_V1(kabsd_stage_load);
 
-#define ALL_NEEDS (KB_NEED_READ | KB_NEED_FIELDS | KB_NEED_LINKS | \
-				   KB_NEED_MARKDOWN | KB_NEED_CHECKLIST | KB_NEED_WIKILINKS | \
-				   KB_NEED_WORKLOG)
-
 /*
  * kabsd_table_columns(): every column of the data model with its type and
  * comment, so that the SQL layer never repeats the catalogue.
@@ -75,8 +71,8 @@ kabsd_table_columns(PG_FUNCTION_ARGS)
 }
 
 /* The server named, with the caller's right to read it checked. */
-static void
-server_options(Name servername, KabsdOptions *opts)
+void
+kabsd_server_options(Name servername, KabsdOptions *opts)
 {
 	ForeignServer *server = GetForeignServerByName(NameStr(*servername), false);
 	AclResult	aclresult;
@@ -98,8 +94,8 @@ fnv_add(uint64 h, const void *data, size_t len)
 	return h;
 }
 
-static uint64
-fingerprint_entry(uint64 h, const KbEntry *e)
+uint64
+kabsd_fingerprint_entry(uint64 h, const KbEntry *e)
 {
 	h = fnv_add(h, e->relpath, e->relpath_len + 1);
 	h = fnv_add(h, &e->size, sizeof(e->size));
@@ -111,18 +107,22 @@ fingerprint_entry(uint64 h, const KbEntry *e)
 	return fnv_add(h, &e->dev, sizeof(e->dev));
 }
 
-/* The options are part of what the snapshot was built from. */
-static uint64
-fingerprint_start(const KabsdOptions *opts)
+/*
+ * The options and the parsing rules are part of what the snapshot was built
+ * from: a new version of the rules makes every file count as changed.
+ */
+uint64
+kabsd_fingerprint_start(const KabsdOptions *opts)
 {
 	uint64		h = UINT64CONST(14695981039346656037);
 
+	h = fnv_add(h, KABSD_PARSER_VERSION, sizeof(KABSD_PARSER_VERSION));
 	h = fnv_add(h, opts->root, strlen(opts->root) + 1);
 	return fnv_add(h, &opts->max_file_size, sizeof(opts->max_file_size));
 }
 
-static Datum
-fingerprint_text(uint64 h, int64 nfiles)
+Datum
+kabsd_fingerprint_text(uint64 h, int64 nfiles)
 {
 	char		buf[64];
 
@@ -145,43 +145,46 @@ kabsd_fingerprint(PG_FUNCTION_ARGS)
 	uint64		h;
 	int64		n = 0;
 
-	server_options(PG_GETARG_NAME(0), &opts);
-	h = fingerprint_start(&opts);
+	kabsd_server_options(PG_GETARG_NAME(0), &opts);
+	h = kabsd_fingerprint_start(&opts);
 	scan = kabsd_scan_begin(opts.root, opts.max_file_size, KB_SCOPE_ALL, NULL,
 							0, CurrentMemoryContext);
 	while (kabsd_scan_next_file(scan, &entry, &file))
 	{
-		h = fingerprint_entry(h, entry);
+		h = kabsd_fingerprint_entry(h, entry);
 		n++;
 	}
 	kabsd_scan_end(scan);
-	PG_RETURN_DATUM(fingerprint_text(h, n));
+	PG_RETURN_DATUM(kabsd_fingerprint_text(h, n));
 }
 
 /*
- * The part of an item or decision that links.target_uid depends on: its
- * path, product, id and uid.  When only this is unchanged, a changed item
- * (its state, say) does not make the links view be refreshed.
+ * The stamp of one file: what says, without opening it, that it is the
+ * same file as at the last refresh.
  */
-static uint64
-hash_target(uint64 h, const KbEntry *e, const KbFile *f, int64 *n)
+int64
+kabsd_file_stamp(uint64 salt, const KbEntry *e)
 {
-	const KbText *id = f->is_item ? &f->item.id : &f->decision.id;
-	bool		has_uid = f->is_item ? f->item.has_uid : f->decision.has_uid;
-	const unsigned char *uid = f->is_item ? f->item.uid : f->decision.uid;
-	char		nul = 0;
+	return (int64) kabsd_fingerprint_entry(salt, e);
+}
 
-	h = hash_bytes_extended((const unsigned char *) e->relpath, (int) e->relpath_len + 1, h);
-	if (f->product.ptr)
-		h = hash_bytes_extended((const unsigned char *) f->product.ptr, (int) f->product.len, h);
-	h = hash_bytes_extended((const unsigned char *) &nul, 1, h);
-	if (id->ptr)
-		h = hash_bytes_extended((const unsigned char *) id->ptr, (int) id->len, h);
-	h = hash_bytes_extended((const unsigned char *) &nul, 1, h);
-	if (has_uid)
-		h = hash_bytes_extended(uid, 16, h);
-	(*n)++;
-	return h;
+/* Checks that rel is the (path text, stamp bigint) table of a backlog. */
+void
+kabsd_check_stamps(Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	if (rel->rd_rel->relkind != RELKIND_RELATION || desc->natts != 2 ||
+		TupleDescAttr(desc, 0)->atttypid != TEXTOID ||
+		TupleDescAttr(desc, 1)->atttypid != INT8OID ||
+		RelationGetForm(rel)->relhasindex || rel->trigdesc != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a kabsd stamps table",
+						RelationGetRelationName(rel)),
+				 errdetail("A stamps table has the columns (path text, stamp bigint) and no indexes or triggers.")));
+	if (!pg_class_ownercheck(RelationGetRelid(rel), GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, RelationGetRelationName(rel));
 }
 
 /* One staging table being written. */
@@ -194,16 +197,41 @@ typedef struct StageTable
 	bool	   *nulls;
 	BulkInsertState bistate;
 	int64		rows;
-	uint64		hash;			/* of every row staged, in walk order */
 } StageTable;
 
+static void
+stage_open(StageTable *st, Oid relid, KabsdTable table)
+{
+	Relation	rel = table_open(relid, RowExclusiveLock);
+
+	if (rel->rd_rel->relkind != RELKIND_RELATION ||
+		RelationGetForm(rel)->relhasindex || rel->trigdesc != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a kabsd staging table",
+						RelationGetRelationName(rel)),
+				 errdetail("A staging table is a plain table without indexes or triggers.")));
+	if (pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_INSERT) != ACLCHECK_OK)
+		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, RelationGetRelationName(rel));
+	st->rel = rel;
+	st->binding = kabsd_bind_columns(rel, table);
+	st->wanted = palloc(sizeof(bool) * Max(1, st->binding->natts));
+	for (int i = 0; i < st->binding->natts; i++)
+		st->wanted[i] = true;
+	st->values = palloc(sizeof(Datum) * Max(1, st->binding->natts));
+	st->nulls = palloc(sizeof(bool) * Max(1, st->binding->natts));
+	st->bistate = GetBulkInsertState();
+	st->rows = 0;
+}
+
 /*
- * kabsd_stage_load(server, stage regclass[7]): fills the staging tables
- * (in the order files, items, decisions, links, worklog, sections,
- * checklist) from one read of each file.  Returns the row counts, the
- * number of files with an error, the fingerprint of what was read, and a
- * hash of each table's rows, so that a view whose rows did not change
- * need not be refreshed at all.
+ * kabsd_stage_load(server, stage regclass[7], stamps regclass): fills the
+ * staging tables (in the order files, items, decisions, links, worklog,
+ * sections, checklist) from one read of each file, and the stamps table
+ * with each file's stamp.  This is the rebuild of a snapshot whose views
+ * are not populated; a populated one is refreshed in place (snapshot.c).
+ * Returns the row counts, the number of files with an error, and the
+ * fingerprint of what was read.
  */
 Datum
 kabsd_stage_load(PG_FUNCTION_ARGS)
@@ -211,6 +239,8 @@ kabsd_stage_load(PG_FUNCTION_ARGS)
 	ArrayType  *stage = PG_GETARG_ARRAYTYPE_P(1);
 	KabsdOptions opts;
 	StageTable	st[KT_COUNT];
+	Relation	stamps;
+	BulkInsertState stamps_bistate;
 	Datum	   *relids;
 	int			nrelids;
 	KabsdScan  *scan;
@@ -219,18 +249,16 @@ kabsd_stage_load(PG_FUNCTION_ARGS)
 	MemoryContext rowcxt;
 	CommandId	cid = GetCurrentCommandId(true);
 	TupleDesc	resdesc;
-	Datum		result[KT_COUNT + 3];
-	bool		resnull[KT_COUNT + 3];
-	Datum		hashes[KT_COUNT + 1];
-	uint64		targets = 0;	/* what links.target_uid reads */
-	int64		ntargets = 0;
-	uint64		h;
+	Datum		result[KT_COUNT + 2];
+	bool		resnull[KT_COUNT + 2];
+	uint64		salt,
+				h;
 	int64		nfiles = 0,
 				errors = 0;
 
 	if (get_call_result_type(fcinfo, NULL, &resdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	server_options(PG_GETARG_NAME(0), &opts);
+	kabsd_server_options(PG_GETARG_NAME(0), &opts);
 	deconstruct_array(stage, REGCLASSOID, sizeof(Oid), true, TYPALIGN_INT,
 					  &relids, NULL, &nrelids);
 	if (nrelids != KT_COUNT)
@@ -240,87 +268,66 @@ kabsd_stage_load(PG_FUNCTION_ARGS)
 						KT_COUNT, nrelids)));
 
 	for (int t = 0; t < KT_COUNT; t++)
-	{
-		Relation	rel = table_open(DatumGetObjectId(relids[t]), RowExclusiveLock);
-
-		if (rel->rd_rel->relkind != RELKIND_RELATION ||
-			RelationGetForm(rel)->relhasindex || rel->trigdesc != NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-					 errmsg("\"%s\" is not a kabsd staging table",
-							RelationGetRelationName(rel)),
-					 errdetail("A staging table is a plain table without indexes or triggers.")));
-		if (pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_INSERT) != ACLCHECK_OK)
-			aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, RelationGetRelationName(rel));
-		st[t].rel = rel;
-		st[t].binding = kabsd_bind_columns(rel, (KabsdTable) t);
-		st[t].wanted = palloc(sizeof(bool) * Max(1, st[t].binding->natts));
-		for (int i = 0; i < st[t].binding->natts; i++)
-			st[t].wanted[i] = true;
-		st[t].values = palloc(sizeof(Datum) * Max(1, st[t].binding->natts));
-		st[t].nulls = palloc(sizeof(bool) * Max(1, st[t].binding->natts));
-		st[t].bistate = GetBulkInsertState();
-		st[t].rows = 0;
-		st[t].hash = 0;
-	}
+		stage_open(&st[t], DatumGetObjectId(relids[t]), (KabsdTable) t);
+	stamps = table_open(PG_GETARG_OID(2), RowExclusiveLock);
+	kabsd_check_stamps(stamps);
+	stamps_bistate = GetBulkInsertState();
 
 	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "kabsd_fdw load row",
 								   ALLOCSET_DEFAULT_SIZES);
-	h = fingerprint_start(&opts);
+	salt = h = kabsd_fingerprint_start(&opts);
 	scan = kabsd_scan_begin(opts.root, opts.max_file_size, KB_SCOPE_ALL, NULL,
-							ALL_NEEDS, CurrentMemoryContext);
+							KABSD_ALL_NEEDS, CurrentMemoryContext);
 	while (kabsd_scan_next_file(scan, &entry, &file))
 	{
-		h = fingerprint_entry(h, entry);
+		MemoryContext old = MemoryContextSwitchTo(rowcxt);
+		Datum		stamp[2];
+		bool		stamp_null[2] = {false, false};
+
+		h = kabsd_fingerprint_entry(h, entry);
 		nfiles++;
 		if (kb_file_error(file) != NULL)
 			errors++;
-		if (kabsd_file_rows(KT_ITEMS, file) + kabsd_file_rows(KT_DECISIONS, file) > 0)
-			targets = hash_target(targets, entry, file, &ntargets);
 		for (int t = 0; t < KT_COUNT; t++)
 		{
 			int			n = kabsd_file_rows((KabsdTable) t, file);
 
 			for (int r = 0; r < n; r++)
 			{
-				MemoryContext old = MemoryContextSwitchTo(rowcxt);
-				HeapTuple	tup;
-
 				kabsd_fill_row(st[t].binding, st[t].wanted, entry, file, r,
 							   st[t].values, st[t].nulls);
-				tup = heap_form_tuple(RelationGetDescr(st[t].rel),
-									  st[t].values, st[t].nulls);
-				/* null bitmap and data: the same values give the same bytes */
-				st[t].hash = hash_bytes_extended((unsigned char *) tup->t_data +
-												 offsetof(HeapTupleHeaderData, t_bits),
-												 tup->t_len - offsetof(HeapTupleHeaderData, t_bits),
-												 st[t].hash);
-				heap_insert(st[t].rel, tup, cid, 0, st[t].bistate);
-				MemoryContextSwitchTo(old);
+				heap_insert(st[t].rel,
+							heap_form_tuple(RelationGetDescr(st[t].rel),
+											st[t].values, st[t].nulls),
+							cid, 0, st[t].bistate);
 				MemoryContextReset(rowcxt);
 				st[t].rows++;
 			}
 		}
+		stamp[0] = PointerGetDatum(cstring_to_text_with_len(entry->relpath,
+															entry->relpath_len));
+		stamp[1] = Int64GetDatum(kabsd_file_stamp(salt, entry));
+		heap_insert(stamps, heap_form_tuple(RelationGetDescr(stamps), stamp, stamp_null),
+					cid, 0, stamps_bistate);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(rowcxt);
 	}
 	kabsd_scan_end(scan);
 	MemoryContextDelete(rowcxt);
 
+	FreeBulkInsertState(stamps_bistate);
+	table_close(stamps, NoLock);
 	for (int t = 0; t < KT_COUNT; t++)
 	{
 		FreeBulkInsertState(st[t].bistate);
 		table_close(st[t].rel, NoLock);
 		result[t] = Int64GetDatum(st[t].rows);
 		resnull[t] = false;
-		hashes[t] = fingerprint_text(st[t].hash, st[t].rows);
 	}
 	result[KT_COUNT] = Int64GetDatum(errors);
 	resnull[KT_COUNT] = false;
-	result[KT_COUNT + 1] = fingerprint_text(h, nfiles);
+	result[KT_COUNT + 1] = kabsd_fingerprint_text(h, nfiles);
 	resnull[KT_COUNT + 1] = false;
-	hashes[KT_COUNT] = fingerprint_text(targets, ntargets);
-	result[KT_COUNT + 2] = PointerGetDatum(construct_array(hashes, KT_COUNT + 1, TEXTOID,
-														   -1, false, TYPALIGN_INT));
-	resnull[KT_COUNT + 2] = false;
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(resdesc),
 													  result, resnull)));
 }

@@ -176,16 +176,14 @@ kabsd_scan_begin(const char *root, int64 max_file_size, KbScope scope,
 }
 
 /*
- * Moves to the next file the scan wants and analyses it as far as the scan
- * needs.  Returns false at the end.  The previous file's memory is gone.
+ * Moves to the next file the scan wants, without opening it.  Returns false
+ * at the end.  The previous file's memory is gone.
  */
 bool
-kabsd_scan_next_file(KabsdScan *scan, KbEntry **entry, KbFile **file)
+kabsd_scan_next_entry(KabsdScan *scan, KbEntry **entry)
 {
 	for (;;)
 	{
-		ErrorContextCallback errcb;
-		KbKind		kind;
 		KbText		product;
 		int			rc;
 
@@ -197,28 +195,45 @@ kabsd_scan_next_file(KabsdScan *scan, KbEntry **entry, KbFile **file)
 		if (rc != 1)
 			report_oom(NULL);
 		scan->walked++;
-		kind = kb_classify_path(scan->entry.relpath, &product);
-		if (!scope_wants(scan->scope, kind))
+		if (!scope_wants(scan->scope, kb_classify_path(scan->entry.relpath, &product)))
 			continue;
-
-		errcb.callback = file_error_context;
-		errcb.arg = (void *) scan->entry.relpath;
-		errcb.previous = error_context_stack;
-		error_context_stack = &errcb;
-		rc = kb_file_analyze(&scan->file_alloc, &scan->entry, &scan->fopts,
-							 scan->need, &scan->file);
-		if (rc != KB_OK)
-			report_oom(scan->entry.relpath);
-		error_context_stack = errcb.previous;
-
-		if (scan->file.was_read)
-			scan->read++;
-		if (kb_file_error(&scan->file) != NULL)
-			scan->errors++;
 		*entry = &scan->entry;
-		*file = &scan->file;
 		return true;
 	}
+}
+
+/* Analyses the current entry as far as the scan needs. */
+KbFile *
+kabsd_scan_analyze(KabsdScan *scan)
+{
+	ErrorContextCallback errcb;
+	int			rc;
+
+	errcb.callback = file_error_context;
+	errcb.arg = (void *) scan->entry.relpath;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+	rc = kb_file_analyze(&scan->file_alloc, &scan->entry, &scan->fopts,
+						 scan->need, &scan->file);
+	if (rc != KB_OK)
+		report_oom(scan->entry.relpath);
+	error_context_stack = errcb.previous;
+
+	if (scan->file.was_read)
+		scan->read++;
+	if (kb_file_error(&scan->file) != NULL)
+		scan->errors++;
+	return &scan->file;
+}
+
+/* The next file the scan wants, analysed.  Returns false at the end. */
+bool
+kabsd_scan_next_file(KabsdScan *scan, KbEntry **entry, KbFile **file)
+{
+	if (!kabsd_scan_next_entry(scan, entry))
+		return false;
+	*file = kabsd_scan_analyze(scan);
+	return true;
 }
 
 void

@@ -214,6 +214,13 @@ kabsd_bind_columns(Relation rel, KabsdTable table)
 			col->colid = KABSD_COL_KEY;
 			continue;
 		}
+		/* the snapshot's links view adds target_uid, which no file gives */
+		if (rel->rd_rel->relkind == RELKIND_MATVIEW && table == KT_LINKS &&
+			strcmp(attname, "target_uid") == 0 && att->atttypid == UUIDOID)
+		{
+			col->colid = KABSD_COL_DERIVED;
+			continue;
+		}
 		for (int c = 0; c < def->ncols; c++)
 		{
 			if (strcmp(def->cols[c].name, attname) == 0)

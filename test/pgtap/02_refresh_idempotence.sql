@@ -1,7 +1,7 @@
 -- Refreshing twice, or clearing and refreshing, gives the same rows.
 \set ON_ERROR_STOP 1
 BEGIN;
-SELECT plan(12);
+SELECT plan(14);
 
 SELECT lives_ok(format('SELECT kabsd_attach(%L, %L)', :'fixtures', 'idem'), 'attach');
 
@@ -19,11 +19,20 @@ CREATE TEMP TABLE before AS SELECT * FROM pg_temp.snapshot_rows();
 SELECT isnt_empty('SELECT * FROM before', 'the snapshot has rows');
 SELECT is((SELECT status FROM kabsd_refresh('idem')), 'unchanged', 'a second refresh finds nothing changed');
 
-SELECT lives_ok($$UPDATE kabsd.backlogs SET fingerprint = NULL WHERE name = 'idem'$$, 'forget the fingerprint');
-SELECT is((SELECT status FROM kabsd_refresh('idem')), 'refreshed', 'a forced refresh rebuilds');
-
+SELECT is((SELECT status FROM kabsd_refresh('idem', full => true)), 'refreshed', 'a full refresh reads every file');
+SELECT is((SELECT rows_written FROM kabsd.refresh_history WHERE name = 'idem' ORDER BY id DESC LIMIT 1), 0::bigint,
+          'and writes no row when no file changed');
 CREATE TEMP TABLE after AS SELECT * FROM pg_temp.snapshot_rows();
-SELECT bag_eq('SELECT * FROM before', 'SELECT * FROM after', 'a rebuild gives the same rows');
+SELECT bag_eq('SELECT * FROM before', 'SELECT * FROM after', 'a full refresh gives the same rows');
+
+-- every view emptied, then rebuilt from the files
+DO $$ DECLARE t text; BEGIN
+  FOREACH t IN ARRAY kabsd_tables() LOOP
+    EXECUTE format('REFRESH MATERIALIZED VIEW idem.%I WITH NO DATA', t);
+  END LOOP;
+END $$;
+SELECT is((SELECT status FROM kabsd_refresh('idem')), 'rebuilt', 'a cleared snapshot is rebuilt');
+SELECT bag_eq('SELECT * FROM before', 'SELECT * FROM pg_temp.snapshot_rows()', 'a rebuild gives the same rows');
 
 -- the snapshot equals the live tables
 SELECT bag_eq('SELECT * FROM idem_live.items', 'SELECT * FROM idem.items', 'items: snapshot = live');
@@ -32,9 +41,9 @@ SELECT bag_eq('SELECT * FROM idem_live.worklog', 'SELECT * FROM idem.worklog', '
 SELECT bag_eq('SELECT path, ordinal, type, target_id FROM idem_live.links',
               'SELECT path, ordinal, type, target_id FROM idem.links', 'links: snapshot = live');
 
--- the history records both refreshes and the attach
+-- the history records the attach and every refresh
 SELECT results_eq($$SELECT status FROM kabsd.refresh_history WHERE name = 'idem' ORDER BY id$$,
-                  ARRAY['refreshed', 'unchanged', 'refreshed'], 'history');
+                  ARRAY['rebuilt', 'unchanged', 'refreshed', 'rebuilt'], 'history');
 SELECT throws_ok($$INSERT INTO idem_live.items (id) VALUES ('x')$$, '0A000', NULL, 'live tables are read-only');
 
 SELECT * FROM finish();
