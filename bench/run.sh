@@ -4,7 +4,10 @@
 # as medians of several runs, files/s and MB/s for
 #   (a) SELECT count(*) on the live files   (walk and stat only)
 #   (b) SELECT count(*) on the live items   (frontmatter only)
-#   (c) a full kabsd_refresh() of all seven tables
+#   (c) a full kabsd_refresh() of all seven tables: every file read and
+#       compared with the snapshot, in place (readers never blocked)
+#   (c0) a rebuild from nothing: every view emptied, then kabsd_refresh()
+#   (c1) a kabsd_refresh() after one item was edited, (c2) after 1% were
 #   (d) a kabsd_refresh() when nothing changed
 #   (e) a point query on the snapshot
 # with the peak memory of the refreshing backend, and beside them, in the
@@ -54,10 +57,14 @@ floor_walk() { bench/out/floor "$corpus" | awk '{print $3}'; }
 floor_yaml() { bench/out/floor --yaml "$corpus" | awk '{print $3}'; }
 live_files() { sql_seconds "SELECT count(*) FROM bench_live.files"; }
 live_items() { sql_seconds "SELECT count(*) FROM bench_live.items"; }
-# a full refresh: the fingerprint and the table hashes forgotten, so every
-# file is parsed and every view goes through REFRESH ... CONCURRENTLY
-full_refresh() {
-	psql -X -q -t -A -d postgres -c "UPDATE kabsd.backlogs SET fingerprint = NULL, table_hashes = NULL WHERE name = 'bench'" >/dev/null
+# a full refresh: every file read, parsed and compared with the snapshot
+full_refresh() { sql_seconds "SELECT count(*) FROM kabsd_refresh('bench', full => true)"; }
+# a rebuild: every view emptied (as after clearing the database), then
+# rebuilt from one read of each file, indexes included
+clear_views="DO \$\$ DECLARE t text; BEGIN FOREACH t IN ARRAY kabsd_tables() LOOP
+	EXECUTE format('REFRESH MATERIALIZED VIEW bench.%I WITH NO DATA', t); END LOOP; END \$\$"
+rebuild() {
+	psql -X -q -d postgres -c "$clear_views" >/dev/null
 	sql_seconds "SELECT count(*) FROM kabsd_refresh('bench')"
 }
 # the every-minute case: one item's state edited since the last refresh
@@ -66,15 +73,22 @@ one_edit() {
 	sed -i "s/^state: .*/state: Edited$RANDOM/" "$edited"
 	sql_seconds "SELECT count(*) FROM kabsd_refresh('bench')"
 }
+# a pull that changed 1% of the items (their state)
+mapfile -t pulled < <(find "$corpus/products" -name '*.md' -path '*/items/*' ! -name '*.index.md' | sort | awk -v n="$N" 'NR % 100 == 0 && NR <= n')
+pull_edit() {
+	local s="Pulled$RANDOM"
+	printf '%s\0' "${pulled[@]}" | xargs -0 sed -i "s/^state: .*/state: $s/"
+	sql_seconds "SELECT count(*) FROM kabsd_refresh('bench')"
+}
 # the one-read load alone, without the views (rolled back)
 stage_load() {
 	psql -X -q -t -A -d postgres -c "DO \$\$ DECLARE t0 timestamptz; BEGIN
 		TRUNCATE bench_stage.files, bench_stage.items, bench_stage.decisions, bench_stage.links,
-		         bench_stage.worklog, bench_stage.sections, bench_stage.checklist;
+		         bench_stage.worklog, bench_stage.sections, bench_stage.checklist, bench_stage.stamps;
 		t0 := clock_timestamp();
 		PERFORM kabsd_stage_load('bench', ARRAY['bench_stage.files', 'bench_stage.items',
 		  'bench_stage.decisions', 'bench_stage.links', 'bench_stage.worklog',
-		  'bench_stage.sections', 'bench_stage.checklist']::regclass[]);
+		  'bench_stage.sections', 'bench_stage.checklist']::regclass[], 'bench_stage.stamps');
 		RAISE NOTICE '%', extract(epoch FROM clock_timestamp() - t0);
 		RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = 'rollback';
 	EXCEPTION WHEN raise_exception THEN NULL; END \$\$" 2>&1 | sed -n 's/^NOTICE:  //p'
@@ -89,16 +103,15 @@ python_copy() {
 	fi
 }
 
-# memory of a backend during one full refresh: the peak of its private
-# memory (RssAnon, sampled), and VmHWM, which also counts the shared
-# buffers it touched
+# memory of a backend during one refresh: the peak of its private memory
+# (RssAnon, sampled), and VmHWM, which also counts the shared buffers it
+# touched
 peak_kb() {
 	local pid max=0 cur
 	coproc PSQL { psql -X -q -t -A -d postgres 2>&1; }
-	echo "UPDATE kabsd.backlogs SET fingerprint = NULL, table_hashes = NULL WHERE name = 'bench';" >&"${PSQL[1]}"
 	echo "SELECT pg_backend_pid();" >&"${PSQL[1]}"
 	read -r pid <&"${PSQL[0]}"
-	echo "SELECT count(*) FROM kabsd_refresh('bench');" >&"${PSQL[1]}"
+	echo "$1;" >&"${PSQL[1]}"
 	while ! read -r -t 0.05 _ <&"${PSQL[0]}"; do
 		cur=$(awk '/RssAnon/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
 		[ "${cur:-0}" -gt "$max" ] && max=$cur
@@ -108,22 +121,40 @@ peak_kb() {
 	wait "$PSQL_PID" 2>/dev/null || true
 }
 
+# the full-text index over sections alone: built as a rebuild builds it
+fts_index() {
+	psql -X -q -t -A -d postgres -c "DO \$\$ DECLARE t0 timestamptz; BEGIN
+		DROP INDEX bench.sections_to_tsvector_idx;
+		t0 := clock_timestamp();
+		CREATE INDEX ON bench.sections USING gin
+		  (to_tsvector('simple'::regconfig, coalesce(heading, '') || ' ' || coalesce(content, '')));
+		RAISE NOTICE '%', extract(epoch FROM clock_timestamp() - t0);
+		RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = 'rollback';
+	EXCEPTION WHEN raise_exception THEN NULL; END \$\$" 2>&1 | sed -n 's/^NOTICE:  //p'
+}
+
 echo "corpus: $N items, $nfiles files, $mb MB ($corpus); $RUNS runs each; $(nproc) cores"
 fw=$(runs floor_walk)
 fy=$(runs floor_yaml)
 a=$(runs live_files)
 b=$(runs live_items)
 c=$(RUNS=3 runs full_refresh)
+c0=$(RUNS=3 runs rebuild)
 c1=$(runs one_edit)
+c2=$(runs pull_edit)
 load=$(RUNS=3 runs stage_load)
+fts=$(RUNS=1 runs fts_index)
 d=$(runs noop_refresh)
 e=$(runs point_query)
 p=$(RUNS=1 runs python_copy)
-read -r anon_kb hwm_kb <<<"$(peak_kb)"
+read -r anon_kb hwm_kb <<<"$(peak_kb "SELECT count(*) FROM kabsd_refresh('bench', full => true)")"
+read -r anon0_kb hwm0_kb <<<"$(psql -X -q -d postgres -c "$clear_views" >/dev/null; peak_kb "SELECT count(*) FROM kabsd_refresh('bench')")"
 
 row() { awk -v n="$nfiles" -v mb="$mb" -v s="$2" -v name="$1" -v note="$3" \
 	'BEGIN { if (s == "NaN" || s == 0) printf "| %s | %s | | | %s |\n", name, s, note;
 	         else printf "| %s | %.3f | %.0f | %.1f | %s |\n", name, s, n / s, mb / s, note }'; }
+vs_python() { awk -v a="$1" -v f="$p" 'BEGIN { if (f == "NaN") print "no python3-yaml"; else if (f >= a) printf "%.1fx faster than Python + COPY", f / a; else printf "%.1fx slower than Python + COPY", a / f}'; }
+share() { awk -v a="$1" -v f="$c" 'BEGIN {printf "%.1f%% of a full refresh", 100 * a / f}'; }
 {
 	echo "| measurement | seconds | files/s | MB/s | note |"
 	echo "| --- | ---: | ---: | ---: | --- |"
@@ -131,13 +162,15 @@ row() { awk -v n="$nfiles" -v mb="$mb" -v s="$2" -v name="$1" -v note="$3" \
 	row "floor: walk + read + libyaml events (C)" "$fy" ""
 	row "(a) live files, count(*)" "$a" "$(awk -v a="$a" -v f="$fw" 'BEGIN {printf "%.2fx the walk floor", a / f}')"
 	row "(b) live items, count(*)" "$b" "$(awk -v a="$b" -v f="$fy" 'BEGIN {printf "%.2fx the libyaml floor", a / f}')"
-	row "(c) full kabsd_refresh(), 7 tables" "$c" "$(awk -v a="$c" -v f="$p" 'BEGIN { if (f == "NaN") print "no python3-yaml"; else printf "%.1fx faster than Python + COPY", f / a}')"
-	row "(c1) kabsd_refresh() after one item's state changed" "$c1" "$(awk -v a="$c1" -v f="$c" 'BEGIN {printf "%.0f%% of a full refresh", 100 * a / f}')"
-	row "(d) kabsd_refresh(), nothing changed" "$d" "$(awk -v a="$d" -v f="$c" 'BEGIN {printf "%.1f%% of a full refresh", 100 * a / f}')"
+	row "(c) full kabsd_refresh(), 7 tables, in place" "$c" "every file read and compared; $(vs_python "$c")"
+	row "(c0) rebuild from nothing, 7 tables and indexes" "$c0" "$(vs_python "$c0")"
+	row "(c1) kabsd_refresh() after one item's state changed" "$c1" "$(share "$c1")"
+	row "(c2) kabsd_refresh() after 1% of the items changed" "$c2" "$(share "$c2")"
+	row "(d) kabsd_refresh(), nothing changed" "$d" "$(share "$d")"
 	row "(e) point query on the snapshot" "$e" ""
-	row "Python + PyYAML C loader + COPY, 5 tables" "$p" ""
+	row "Python + PyYAML C loader + COPY, 5 tables, no indexes" "$p" ""
 	echo
-	echo "Memory of the backend during a full refresh: private (RssAnon) peak $((anon_kb / 1024)) MB; VmHWM $((hwm_kb / 1024)) MB, which also counts the shared buffers it touched."
+	echo "Memory of the backend (private RssAnon peak; VmHWM also counts the shared buffers it touched): full refresh in place $((anon_kb / 1024)) MB / $((hwm_kb / 1024)) MB; rebuild $((anon0_kb / 1024)) MB / $((hwm0_kb / 1024)) MB."
 	echo
-	echo "Inside (c): loading all seven staging tables from one read of each file takes ${load}s ($(awk -v a="$load" -v p="$p" 'BEGIN { if (p == "NaN") print "no Python to compare"; else printf "%.1fx faster than the Python route, which loads five", p / a}')); the rest is PostgreSQL's REFRESH MATERIALIZED VIEW CONCURRENTLY of the seven views."
+	echo "Inside (c0): loading all seven staging tables from one read of each file takes ${load}s ($(vs_python "$load"), which loads five tables and builds no index); building the full-text index over sections alone takes ${fts}s; the rest is REFRESH MATERIALIZED VIEW of the seven views with their other indexes."
 } | tee "bench/out/results-$N.md"
