@@ -167,10 +167,11 @@ share() { awk -v a="$1" -v f="$c" 'BEGIN {printf "%.1f%% of a full refresh", 100
 	row "(c1) kabsd_refresh() after one item's state changed" "$c1" "$(share "$c1")"
 	row "(c2) kabsd_refresh() after 1% of the items changed" "$c2" "$(share "$c2")"
 	row "(d) kabsd_refresh(), nothing changed" "$d" "$(share "$d")"
-	row "(e) point query on the snapshot" "$e" ""
+	echo "| (e) point query on the snapshot | $e | | | an index lookup |"
 	row "Python + PyYAML C loader + COPY, 5 tables, no indexes" "$p" ""
 	echo
 	echo "Memory of the backend (private RssAnon peak; VmHWM also counts the shared buffers it touched): full refresh in place $((anon_kb / 1024)) MB / $((hwm_kb / 1024)) MB; rebuild $((anon0_kb / 1024)) MB / $((hwm0_kb / 1024)) MB."
 	echo
+	load=$(printf '%.2f' "$load"); fts=$(printf '%.2f' "$fts")
 	echo "Inside (c0): loading all seven staging tables from one read of each file takes ${load}s ($(vs_python "$load"), which loads five tables and builds no index); building the full-text index over sections alone takes ${fts}s; the rest is REFRESH MATERIALIZED VIEW of the seven views with their other indexes."
 } | tee "bench/out/results-$N.md"

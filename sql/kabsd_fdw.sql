@@ -95,10 +95,10 @@ CREATE TABLE kabsd.refresh_history (
   checklist bigint,
   errors bigint,
   views_refreshed integer,
-  files_read bigint,
-  rows_written bigint,
   error text,
-  sqlstate text
+  sqlstate text,
+  files_read bigint,
+  rows_written bigint
 );
 CREATE INDEX ON kabsd.refresh_history (name, id);
 COMMENT ON TABLE kabsd.refresh_history IS 'Every kabsd_refresh() of every backlog, failed ones included; the newest 1000 per backlog are kept';
