@@ -1,12 +1,13 @@
 /*-------------------------------------------------------------------------
  *
  * refresh.c
- *		  The C half of kabsd_refresh(): one walk that reads and parses each
- *		  file once and writes the rows of all seven tables into the staging
- *		  tables the materialized views are built from, so that every view of
- *		  a snapshot sees each file as it was at one read; a stat-only
- *		  fingerprint of the tree that tells when nothing changed; and the
- *		  table catalogue the SQL layer builds its objects from.
+ *		  The C half of kabsd_refresh(), for the rebuild: one walk that reads
+ *		  and parses each file once and writes the rows of all seven tables
+ *		  into the staging tables the materialized views are built from, so
+ *		  that every view of a snapshot sees each file as it was at one read,
+ *		  and each file's stamp; a stat-only fingerprint of the tree that
+ *		  tells when nothing changed; and the table catalogue the SQL layer
+ *		  builds its objects from.  The refresh in place is snapshot.c.
  *
  * The staging tables are unlogged heaps without indexes, created by
  * kabsd_attach() and truncated by the caller just before the load, so rows
@@ -24,7 +25,6 @@
 #include "access/xact.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
-#include "common/hashfn.h"
 #include "foreign/foreign.h"
 #include "funcapi.h"
 #include "miscadmin.h"
