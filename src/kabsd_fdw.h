@@ -133,5 +133,8 @@ extern uint64 kabsd_fingerprint_entry(uint64 h, const KbEntry *e);
 extern Datum kabsd_fingerprint_text(uint64 h, int64 nfiles);
 extern int64 kabsd_file_stamp(uint64 salt, const KbEntry *e);
 extern void kabsd_check_stamps(Relation rel);
+struct ArrayType;
+extern Datum *kabsd_seven_relations(struct ArrayType *arr, const char *func,
+									const char *what);
 
 #endif							/* KABSD_FDW_H */

@@ -141,7 +141,6 @@ kabsd_fingerprint(PG_FUNCTION_ARGS)
 	KabsdOptions opts;
 	KabsdScan  *scan;
 	KbEntry    *entry;
-	KbFile	   *file;
 	uint64		h;
 	int64		n = 0;
 
@@ -149,13 +148,32 @@ kabsd_fingerprint(PG_FUNCTION_ARGS)
 	h = kabsd_fingerprint_start(&opts);
 	scan = kabsd_scan_begin(opts.root, opts.max_file_size, KB_SCOPE_ALL, NULL,
 							0, CurrentMemoryContext);
-	while (kabsd_scan_next_file(scan, &entry, &file))
+	while (kabsd_scan_next_entry(scan, &entry))
 	{
 		h = kabsd_fingerprint_entry(h, entry);
 		n++;
 	}
 	kabsd_scan_end(scan);
 	PG_RETURN_DATUM(kabsd_fingerprint_text(h, n));
+}
+
+/*
+ * The seven relations of a refresh argument, in the order of the data
+ * model's tables.
+ */
+Datum *
+kabsd_seven_relations(ArrayType *arr, const char *func, const char *what)
+{
+	Datum	   *relids;
+	int			n;
+
+	deconstruct_array(arr, REGCLASSOID, sizeof(Oid), true, TYPALIGN_INT,
+					  &relids, NULL, &n);
+	if (n != KT_COUNT)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s needs %d %s, got %d", func, KT_COUNT, what, n)));
+	return relids;
 }
 
 /*
@@ -242,7 +260,6 @@ kabsd_stage_load(PG_FUNCTION_ARGS)
 	Relation	stamps;
 	BulkInsertState stamps_bistate;
 	Datum	   *relids;
-	int			nrelids;
 	KabsdScan  *scan;
 	KbEntry    *entry;
 	KbFile	   *file;
@@ -259,13 +276,7 @@ kabsd_stage_load(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &resdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	kabsd_server_options(PG_GETARG_NAME(0), &opts);
-	deconstruct_array(stage, REGCLASSOID, sizeof(Oid), true, TYPALIGN_INT,
-					  &relids, NULL, &nrelids);
-	if (nrelids != KT_COUNT)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("kabsd_stage_load needs %d staging tables, got %d",
-						KT_COUNT, nrelids)));
+	relids = kabsd_seven_relations(stage, "kabsd_stage_load", "staging tables");
 
 	for (int t = 0; t < KT_COUNT; t++)
 		stage_open(&st[t], DatumGetObjectId(relids[t]), (KabsdTable) t);

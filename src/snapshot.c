@@ -762,7 +762,6 @@ kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 	KabsdOptions opts;
 	Apply		a;
 	Datum	   *relids;
-	int			nrelids;
 	KabsdScan  *scan;
 	KbEntry    *entry;
 	MemoryContext filecxt;
@@ -778,13 +777,7 @@ kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &resdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	kabsd_server_options(PG_GETARG_NAME(0), &opts);
-	deconstruct_array(views, REGCLASSOID, sizeof(Oid), true, TYPALIGN_INT,
-					  &relids, NULL, &nrelids);
-	if (nrelids != KT_COUNT)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("kabsd_snapshot_apply needs %d views, got %d",
-						KT_COUNT, nrelids)));
+	relids = kabsd_seven_relations(views, "kabsd_snapshot_apply", "views");
 
 	memset(&a, 0, sizeof(a));
 	a.estate = CreateExecutorState();
