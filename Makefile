@@ -7,7 +7,7 @@ CORE_OBJS = src/core/text.o src/core/yaml.o src/core/values.o \
 	src/core/extract.o src/core/markdown.o src/core/worklog.o \
 	src/core/walk.o src/core/file.o
 OBJS = src/kabsd_fdw.o src/options.o src/tables.o src/convert.o \
-	src/scan.o src/refresh.o src/snapshot.o $(CORE_OBJS)
+	src/scan.o src/refresh.o src/snapshot.o src/parallel.o $(CORE_OBJS)
 
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA = $(wildcard sql/$(EXTENSION)--*--*.sql)
@@ -29,8 +29,8 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-# PGXS does not track headers: every object depends on both
-$(OBJS): src/kabsd_fdw.h src/core/kb_core.h
+# PGXS does not track headers: every object depends on them all
+$(OBJS): src/kabsd_fdw.h src/snapshot.h src/core/kb_core.h
 
 sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql $(EXTENSION).control
 	cp $< $@

@@ -98,7 +98,8 @@ CREATE TABLE kabsd.refresh_history (
   error text,
   sqlstate text,
   files_read bigint,
-  rows_written bigint
+  rows_written bigint,
+  parallel_workers integer
 );
 CREATE INDEX ON kabsd.refresh_history (name, id);
 COMMENT ON TABLE kabsd.refresh_history IS 'Every kabsd_refresh() of every backlog, failed ones included; the newest 1000 per backlog are kept';
@@ -107,6 +108,7 @@ COMMENT ON COLUMN kabsd.refresh_history.errors IS 'Files whose files.error is se
 COMMENT ON COLUMN kabsd.refresh_history.views_refreshed IS 'Views whose rows changed; the others were left as they were';
 COMMENT ON COLUMN kabsd.refresh_history.files_read IS 'Files read and parsed: those whose stamp changed, or every file of a rebuild or a full refresh';
 COMMENT ON COLUMN kabsd.refresh_history.rows_written IS 'Rows inserted and deleted in the views';
+COMMENT ON COLUMN kabsd.refresh_history.parallel_workers IS 'Parallel workers that read files beside the refreshing backend (max_parallel_maintenance_workers, when kabsd_fdw.min_parallel_refresh_files files or more were read)';
 COMMENT ON COLUMN kabsd.refresh_history.error IS 'Why the refresh failed';
 
 GRANT SELECT ON kabsd.backlogs, kabsd.refresh_history TO PUBLIC;
@@ -152,10 +154,11 @@ LANGUAGE C STRICT VOLATILE;
 
 -- The refresh in place of a populated snapshot: the files whose stamp
 -- changed (every file when full) are read, and only rows that differ are
--- written to the views.
+-- written to the views; many files are shared with parallel workers.
 CREATE FUNCTION kabsd_snapshot_apply(server name, views regclass[], stamps regclass,
   full boolean, OUT inserted bigint[], OUT deleted bigint[],
-  OUT errors_delta bigint, OUT files_read bigint, OUT fingerprint text)
+  OUT errors_delta bigint, OUT files_read bigint, OUT fingerprint text,
+  OUT parallel_workers integer)
 RETURNS record
 AS 'MODULE_PATHNAME'
 LANGUAGE C STRICT VOLATILE;
@@ -209,6 +212,7 @@ DECLARE
   refreshed integer;
   files_read bigint;
   written bigint;
+  workers integer;
   counts bigint[];
   n bigint;
   msg text;
@@ -239,7 +243,11 @@ BEGIN
     res.started_at := t0;
     res.error := NULL;
     BEGIN
-      fp := @extschema@.kabsd_fingerprint(b.name::name);
+      -- a full refresh reads every file anyway: no fingerprint first
+      fp := NULL;
+      IF NOT kabsd_refresh.full THEN
+        fp := @extschema@.kabsd_fingerprint(b.name::name);
+      END IF;
       SELECT pg_catalog.array_agg(c.relname::text) INTO unpopulated
       FROM pg_catalog.pg_class c
       WHERE c.relnamespace = b.name::regnamespace AND c.relkind = 'm' AND NOT c.relispopulated;
@@ -254,6 +262,7 @@ BEGIN
       files_read := 0;
       written := 0;
       refreshed := 0;
+      workers := 0;
       -- the rows the files view holds: a view restored or refreshed by
       -- other means than kabsd_refresh() shows here
       n := NULL;
@@ -331,6 +340,7 @@ BEGIN
           written := written + r.inserted[i] + r.deleted[i];
         END LOOP;
         files_read := r.files_read;
+        workers := r.parallel_workers;
         fp := r.fingerprint;
         res.status := 'refreshed';
       END IF;
@@ -341,10 +351,10 @@ BEGIN
       res.duration := pg_catalog.clock_timestamp() - t0;
       INSERT INTO kabsd.refresh_history (name, started_at, duration, status, files,
         items, decisions, links, worklog, sections, checklist, errors, views_refreshed,
-        files_read, rows_written)
+        files_read, rows_written, parallel_workers)
       VALUES (b.name, t0, res.duration, res.status, res.files, res.items,
         res.decisions, res.links, res.worklog, res.sections, res.checklist, res.errors,
-        refreshed, files_read, written);
+        refreshed, files_read, written, workers);
     EXCEPTION WHEN OTHERS THEN
       -- the subtransaction rolled back: the old snapshot stands
       GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, state = RETURNED_SQLSTATE,

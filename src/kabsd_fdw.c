@@ -9,7 +9,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "kabsd_fdw.h"
+#include "snapshot.h"
 
 #include "access/htup_details.h"
 #include "access/reloptions.h"
@@ -28,6 +28,7 @@
 #include "optimizer/restrictinfo.h"
 #include "parser/parsetree.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -35,6 +36,21 @@
 #include "utils/syscache.h"
 
 PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	DefineCustomIntVariable("kabsd_fdw.min_parallel_refresh_files",
+							"Sets the number of files a refresh must read before it shares the reading with parallel workers.",
+							"max_parallel_maintenance_workers sets how many workers; 0 disables the threshold.",
+							&kabsd_min_parallel_refresh_files,
+							1000, 0, INT_MAX,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+	MarkGUCPrefixReserved("kabsd_fdw");
+}
 
 /* Rows assumed for a table that was never analysed. */
 #define KABSD_DEFAULT_ROWS	1000

@@ -124,16 +124,11 @@ scope_wants(KbScope scope, KbKind kind)
 	}
 }
 
-/*
- * Starts a scan of root.  A root that is gone, is no directory or cannot
- * be read is an error of the query (unlike a bad file, which is a row).
- */
-KabsdScan *
-kabsd_scan_begin(const char *root, int64 max_file_size, KbScope scope,
-				 const char *product, int need, MemoryContext parent)
+/* A scan that has not started walking. */
+static KabsdScan *
+scan_create(int64 max_file_size, KbScope scope, int need, MemoryContext parent)
 {
 	KabsdScan  *scan;
-	int			err;
 	int			enc = GetDatabaseEncoding();
 
 	if (enc != PG_UTF8 && enc != PG_SQL_ASCII)
@@ -155,6 +150,19 @@ kabsd_scan_begin(const char *root, int64 max_file_size, KbScope scope,
 	scan->fopts.max_file_size = max_file_size;
 	scan->fopts.yaml.max_nodes = KB_YAML_MAX_NODES;
 	scan->fopts.yaml.max_depth = KB_YAML_MAX_DEPTH;
+	return scan;
+}
+
+/*
+ * Starts a scan of root.  A root that is gone, is no directory or cannot
+ * be read is an error of the query (unlike a bad file, which is a row).
+ */
+KabsdScan *
+kabsd_scan_begin(const char *root, int64 max_file_size, KbScope scope,
+				 const char *product, int need, MemoryContext parent)
+{
+	KabsdScan  *scan = scan_create(max_file_size, scope, need, parent);
+	int			err;
 
 	scan->walk = kb_walk_open(&scan->scan_alloc, root, scope, product, &err);
 	if (scan->walk == NULL)
@@ -173,6 +181,16 @@ kabsd_scan_begin(const char *root, int64 max_file_size, KbScope scope,
 				 errhint("Check that the directory exists and that the database server's operating system user can read it.")));
 	}
 	return scan;
+}
+
+/*
+ * A scan that walks nothing: it analyses the entries it is given, which
+ * another walk found (kabsd_scan_analyze_entry).
+ */
+KabsdScan *
+kabsd_analyzer_begin(int64 max_file_size, int need, MemoryContext parent)
+{
+	return scan_create(max_file_size, KB_SCOPE_ALL, need, parent);
 }
 
 /*
@@ -226,6 +244,19 @@ kabsd_scan_analyze(KabsdScan *scan)
 	return &scan->file;
 }
 
+/*
+ * Analyses an entry another walk found; the previous file's memory is
+ * gone.  The entry's strings must outlive the file.
+ */
+KbFile *
+kabsd_scan_analyze_entry(KabsdScan *scan, const KbEntry *e)
+{
+	CHECK_FOR_INTERRUPTS();
+	MemoryContextReset(scan->file_cxt);
+	scan->entry = *e;
+	return kabsd_scan_analyze(scan);
+}
+
 /* The next file the scan wants, analysed.  Returns false at the end. */
 bool
 kabsd_scan_next_file(KabsdScan *scan, KbEntry **entry, KbFile **file)
@@ -239,7 +270,8 @@ kabsd_scan_next_file(KabsdScan *scan, KbEntry **entry, KbFile **file)
 void
 kabsd_scan_end(KabsdScan *scan)
 {
-	/* the walk holds no descriptors: dropping its memory is enough */
+	/* the walk holds no descriptors (an analyzer has no walk): dropping
+	 * its memory is enough */
 	MemoryContextDelete(scan->scan_cxt);
 	pfree(scan);
 }

@@ -18,11 +18,16 @@
  * Which paths the snapshot holds comes from its files view, so a stamps
  * table that lost rows can only cost parsing, never leave rows behind.
  *
+ * The walk comes first and decides which files to read; reading, parsing
+ * and comparing them is shared with parallel workers when there are many
+ * (parallel.c).  No participant may write in parallel mode, so then the
+ * differences are kept and written once the workers are done.
+ *
  * src/snapshot.c
  *
  *-------------------------------------------------------------------------
  */
-#include "kabsd_fdw.h"
+#include "snapshot.h"
 
 #include "access/genam.h"
 #include "access/nbtree.h"
@@ -123,45 +128,6 @@ target_key_hash(TargetKey k)
 #define SH_DECLARE
 #include "lib/simplehash.h"
 
-/* One view of the snapshot being written. */
-typedef struct SnapView
-{
-	KabsdTable	table;
-	Relation	rel;
-	ResultRelInfo *rri;
-	KabsdBinding *binding;
-	bool	   *wanted;
-	Relation	pathidx;		/* a unique btree index led by path */
-	AttrNumber	path_att;		/* attribute numbers, 0 when absent */
-	AttrNumber	ordinal_att;
-	AttrNumber	product_att;
-	AttrNumber	id_att;
-	AttrNumber	uid_att;
-	AttrNumber	error_att;
-	AttrNumber	type_att;
-	AttrNumber	target_id_att;
-	AttrNumber	target_att;
-	TupleTableSlot *old_slot;
-	TupleTableSlot *new_slot;
-	int64		inserted;
-	int64		deleted;
-} SnapView;
-
-typedef struct Apply
-{
-	SnapView	v[KT_COUNT];
-	Relation	stamps;
-	TupleTableSlot *stamp_slot;
-	EState	   *estate;
-	Snapshot	snapshot;
-	known_hash *known;
-	targets_hash *targets;		/* built when first needed */
-	MemoryContext targets_cxt;	/* holds the maps */
-	uint64		targets_sum;	/* of what items and decisions give targets */
-	int64		errors_delta;
-	int64		files_read;
-} Apply;
-
 static AttrNumber
 attnum_of(const SnapView *v, const char *name)
 {
@@ -181,21 +147,21 @@ attnum_of(const SnapView *v, const char *name)
 
 /* The unique btree index led by path that every view of a snapshot has. */
 static Relation
-open_path_index(SnapView *v)
+open_path_index(SnapView *v, LOCKMODE lockmode)
 {
 	List	   *indexes = RelationGetIndexList(v->rel);
 	ListCell   *lc;
 
 	foreach(lc, indexes)
 	{
-		Relation	idx = index_open(lfirst_oid(lc), RowExclusiveLock);
+		Relation	idx = index_open(lfirst_oid(lc), lockmode);
 
 		if (idx->rd_rel->relam == BTREE_AM_OID && idx->rd_index->indisunique &&
 			idx->rd_index->indisvalid &&
 			idx->rd_index->indkey.values[0] == v->path_att &&
 			RelationGetIndexPredicate(idx) == NIL)
 			return idx;
-		index_close(idx, RowExclusiveLock);
+		index_close(idx, lockmode);
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -205,10 +171,15 @@ open_path_index(SnapView *v)
 	return NULL;				/* keep the compiler quiet */
 }
 
+/*
+ * Opens one view: for writing in the leader, locked as REFRESH ...
+ * CONCURRENTLY locks it; for reading in a worker, whose lock group is the
+ * leader's.
+ */
 static void
-open_view(Apply *a, SnapView *v, Oid relid, KabsdTable table)
+open_view(Apply *a, SnapView *v, Oid relid, KabsdTable table, bool write)
 {
-	Relation	rel = table_open(relid, ExclusiveLock);
+	Relation	rel = table_open(relid, write ? ExclusiveLock : AccessShareLock);
 
 	if (rel->rd_rel->relkind != RELKIND_MATVIEW)
 		ereport(ERROR,
@@ -251,21 +222,58 @@ open_view(Apply *a, SnapView *v, Oid relid, KabsdTable table)
 				 errmsg("materialized view \"%s\" lacks columns of backlog table \"%s\"",
 						RelationGetRelationName(rel), kabsd_tables[table].name),
 				 errhint("Detach and attach the backlog again to recreate its snapshot.")));
-	v->pathidx = open_path_index(v);
-	v->rri = makeNode(ResultRelInfo);
-	InitResultRelInfo(v->rri, rel, 1, NULL, 0);
-	ExecOpenIndices(v->rri, false);
+	v->pathidx = open_path_index(v, write ? RowExclusiveLock : AccessShareLock);
+	if (write)
+	{
+		v->rri = makeNode(ResultRelInfo);
+		InitResultRelInfo(v->rri, rel, 1, NULL, 0);
+		ExecOpenIndices(v->rri, false);
+	}
 	v->old_slot = table_slot_create(rel, &a->estate->es_tupleTable);
 	v->new_slot = ExecInitExtraTupleSlot(a->estate, RelationGetDescr(rel),
 										 &TTSOpsVirtual);
+	v->min_slot = ExecInitExtraTupleSlot(a->estate, RelationGetDescr(rel),
+										 &TTSOpsMinimalTuple);
 }
 
 static void
 close_view(SnapView *v)
 {
-	ExecCloseIndices(v->rri);
-	index_close(v->pathidx, RowExclusiveLock);
+	if (v->rri)
+		ExecCloseIndices(v->rri);
+	index_close(v->pathidx, NoLock);
 	table_close(v->rel, NoLock);
+}
+
+/*
+ * Sets up one participant: the leader (which writes, at once or after
+ * parallel mode) or a worker (which only reads).
+ */
+void
+kabsd_apply_begin(Apply *a, ApplyMode mode, const Oid *relids,
+				  Snapshot snapshot)
+{
+	memset(a, 0, sizeof(*a));
+	a->mode = mode;
+	a->estate = CreateExecutorState();
+	for (int t = 0; t < KT_COUNT; t++)
+		open_view(a, &a->v[t], relids[t], (KabsdTable) t, mode != APPLY_SEND);
+	a->snapshot = RegisterSnapshot(snapshot);
+	/* not under a file's context: the maps outlive the file that first
+	 * needs them */
+	a->targets_cxt = AllocSetContextCreate(CurrentMemoryContext, "kabsd_fdw link targets",
+										   ALLOCSET_DEFAULT_SIZES);
+}
+
+void
+kabsd_apply_end(Apply *a)
+{
+	for (int t = 0; t < KT_COUNT; t++)
+		close_view(&a->v[t]);
+	UnregisterSnapshot(a->snapshot);
+	ExecResetTupleTable(a->estate->es_tupleTable, true);
+	FreeExecutorState(a->estate);
+	MemoryContextDelete(a->targets_cxt);
 }
 
 /* A text value as a C string in the current context; NULL for NULL. */
@@ -469,28 +477,78 @@ resolve_target(Apply *a, const SnapView *v, Datum *values, bool *nulls)
 	}
 }
 
+/* Writes one row into a view, with its index entries. */
 static void
-insert_row(Apply *a, SnapView *v, const Datum *values, const bool *nulls)
+write_row(Apply *a, SnapView *v, TupleTableSlot *slot)
 {
-	TupleTableSlot *slot = v->new_slot;
 	List	   *recheck;
 
-	ExecClearTuple(slot);
-	memcpy(slot->tts_values, values, sizeof(Datum) * slot->tts_tupleDescriptor->natts);
-	memcpy(slot->tts_isnull, nulls, sizeof(bool) * slot->tts_tupleDescriptor->natts);
-	ExecStoreVirtualTuple(slot);
 	simple_table_tuple_insert(v->rel, slot);
 	recheck = ExecInsertIndexTuples(v->rri, slot, a->estate, false, false,
 									NULL, NIL);
 	list_free(recheck);
 	ResetPerTupleExprContext(a->estate);
 	v->inserted++;
+}
+
+static void
+send_msg(Apply *a, const ApplyMsg *msg, const void *tuple, Size len)
+{
+	shm_mq_iovec iov[2];
+	shm_mq_result res;
+
+	iov[0].data = (const char *) msg;
+	iov[0].len = MAXALIGN(sizeof(ApplyMsg));
+	iov[1].data = tuple;
+	iov[1].len = len;
+	res = shm_mq_sendv(a->mqh, iov, tuple ? 2 : 1, false, false);
+	if (res != SHM_MQ_SUCCESS)
+		ereport(ERROR,
+				(errcode(ERRCODE_ADMIN_SHUTDOWN),
+				 errmsg("the refresh that started this parallel worker is gone")));
+}
+
+/* A row the view must gain. */
+static void
+insert_row(Apply *a, SnapView *v, const Datum *values, const bool *nulls)
+{
+	TupleDesc	desc = RelationGetDescr(v->rel);
+
 	if (v->table == KT_ITEMS || v->table == KT_DECISIONS)
 		a->targets_sum += target_hash(v, values, nulls);
 	else if (v->table == KT_FILES && !nulls[v->error_att - 1])
 		a->errors_delta++;
+
+	switch (a->mode)
+	{
+		case APPLY_WRITE:
+			{
+				TupleTableSlot *slot = v->new_slot;
+
+				ExecClearTuple(slot);
+				memcpy(slot->tts_values, values, sizeof(Datum) * desc->natts);
+				memcpy(slot->tts_isnull, nulls, sizeof(bool) * desc->natts);
+				ExecStoreVirtualTuple(slot);
+				write_row(a, v, slot);
+				break;
+			}
+		case APPLY_COLLECT:
+			tuplestore_putvalues(v->to_insert, desc, (Datum *) values, (bool *) nulls);
+			break;
+		case APPLY_SEND:
+			{
+				MinimalTuple tup = heap_form_minimal_tuple(desc, (Datum *) values,
+															   (bool *) nulls);
+				ApplyMsg	msg = {'i', (uint8) v->table};
+
+				send_msg(a, &msg, tup, tup->t_len);
+				pfree(tup);
+				break;
+			}
+	}
 }
 
+/* A row the view must lose. */
 static void
 delete_row(Apply *a, SnapView *v, TupleTableSlot *old)
 {
@@ -498,8 +556,125 @@ delete_row(Apply *a, SnapView *v, TupleTableSlot *old)
 		a->targets_sum -= target_hash(v, old->tts_values, old->tts_isnull);
 	else if (v->table == KT_FILES && !old->tts_isnull[v->error_att - 1])
 		a->errors_delta--;
-	simple_table_tuple_delete(v->rel, &old->tts_tid, a->snapshot);
-	v->deleted++;
+
+	switch (a->mode)
+	{
+		case APPLY_WRITE:
+			simple_table_tuple_delete(v->rel, &old->tts_tid, a->snapshot);
+			v->deleted++;
+			break;
+		case APPLY_COLLECT:
+			kabsd_apply_collect_delete(a, v->table, &old->tts_tid);
+			break;
+		case APPLY_SEND:
+			{
+				ApplyMsg	msg = {'d', (uint8) v->table};
+
+				msg.tid = old->tts_tid;
+				send_msg(a, &msg, NULL, 0);
+				break;
+			}
+	}
+}
+
+/* A row a worker found the view must gain, kept until parallel mode ends. */
+void
+kabsd_apply_collect_insert(Apply *a, KabsdTable t, MinimalTuple tup)
+{
+	SnapView   *v = &a->v[t];
+
+	ExecStoreMinimalTuple(tup, v->min_slot, false);
+	tuplestore_puttupleslot(v->to_insert, v->min_slot);
+	ExecClearTuple(v->min_slot);
+}
+
+/* A row some participant found the view must lose, kept likewise. */
+void
+kabsd_apply_collect_delete(Apply *a, KabsdTable t, ItemPointer tid)
+{
+	SnapView   *v = &a->v[t];
+
+	if (v->ndelete == v->maxdelete)
+	{
+		v->maxdelete = Max(1024, v->maxdelete * 2);
+		v->to_delete = v->to_delete == NULL ?
+			MemoryContextAllocExtended(a->collect_cxt,
+									   sizeof(ItemPointerData) * v->maxdelete,
+									   MCXT_ALLOC_HUGE) :
+			repalloc_huge(v->to_delete, sizeof(ItemPointerData) * v->maxdelete);
+	}
+	v->to_delete[v->ndelete++] = *tid;
+}
+
+/* From here on, differences are kept, not written (parallel mode). */
+void
+kabsd_apply_collect_begin(Apply *a, MemoryContext cxt)
+{
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+
+	a->mode = APPLY_COLLECT;
+	a->collect_cxt = cxt;
+	for (int t = 0; t < KT_COUNT; t++)
+		a->v[t].to_insert = tuplestore_begin_heap(false, false, work_mem);
+	MemoryContextSwitchTo(old);
+}
+
+/* Parallel mode is over: writes what was kept, deletions first. */
+static void
+flush_collected(Apply *a, MemoryContext rowcxt)
+{
+	a->mode = APPLY_WRITE;
+	for (int t = 0; t < KT_COUNT; t++)
+	{
+		SnapView   *v = &a->v[t];
+
+		for (int64 i = 0; i < v->ndelete; i++)
+		{
+			CHECK_FOR_INTERRUPTS();
+			simple_table_tuple_delete(v->rel, &v->to_delete[i], a->snapshot);
+			v->deleted++;
+		}
+	}
+	for (int t = 0; t < KT_COUNT; t++)
+	{
+		SnapView   *v = &a->v[t];
+		MemoryContext old = MemoryContextSwitchTo(rowcxt);
+
+		while (tuplestore_gettupleslot(v->to_insert, true, false, v->min_slot))
+		{
+			CHECK_FOR_INTERRUPTS();
+			write_row(a, v, v->min_slot);
+			MemoryContextReset(rowcxt);
+		}
+		MemoryContextSwitchTo(old);
+		ExecClearTuple(v->min_slot);
+		tuplestore_end(v->to_insert);
+		v->to_insert = NULL;
+	}
+}
+
+/*
+ * Can a path of this kind have rows in this view?  The data model gives
+ * items, links, worklog and checklist rows to item files, decisions rows
+ * to decision files, sections rows to both, and a files row to every
+ * file; a path's kind follows from the path alone.  So a view that cannot
+ * hold rows of a path is not even looked at: a third of the lookups of a
+ * full refresh.
+ */
+static bool
+view_holds_kind(KabsdTable table, KbKind kind)
+{
+	switch (table)
+	{
+		case KT_FILES:
+			return true;
+		case KT_DECISIONS:
+			return kind == KB_KIND_DECISION;
+		case KT_SECTIONS:
+			return kind == KB_KIND_ITEM || kind == KB_KIND_DECISION;
+		default:
+			return kind == KB_KIND_ITEM;
+	}
 }
 
 /*
@@ -639,15 +814,33 @@ load_known(Apply *a, MemoryContext cxt)
 	MemoryContextSwitchTo(old);
 }
 
-/* One file walked: applied to every view unless its stamp is unchanged. */
+/* Reads one file and makes every view hold the rows it gives. */
+void
+kabsd_apply_file(Apply *a, KabsdScan *analyzer, const KbEntry *e,
+				 MemoryContext filecxt)
+{
+	KbFile	   *file = kabsd_scan_analyze_entry(analyzer, e);
+	MemoryContext old;
+
+	a->files_read++;
+	old = MemoryContextSwitchTo(filecxt);
+	for (int t = 0; t < KT_COUNT; t++)
+		if (view_holds_kind((KabsdTable) t, file->kind))
+			apply_view(a, &a->v[t], e, file, e->relpath);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(filecxt);
+}
+
+/*
+ * One file walked: its stamp is brought up to date, and it is listed to
+ * be read unless its stamp is unchanged.
+ */
 static void
-apply_entry(Apply *a, KabsdScan *scan, const KbEntry *entry, int64 stamp,
-			bool full, MemoryContext filecxt)
+walk_entry(Apply *a, const KbEntry *entry, int64 stamp, bool full,
+		   WorkList *wl)
 {
 	KnownPath  *k = known_lookup(a->known, (char *) entry->relpath);
 	bool		same_stamp = false;
-	MemoryContext old;
-	KbFile	   *file;
 
 	if (k)
 	{
@@ -658,15 +851,136 @@ apply_entry(Apply *a, KabsdScan *scan, const KbEntry *entry, int64 stamp,
 		if (same_stamp && !full)
 			return;
 	}
-	file = kabsd_scan_analyze(scan);
-	a->files_read++;
-	old = MemoryContextSwitchTo(filecxt);
-	for (int t = 0; t < KT_COUNT; t++)
-		apply_view(a, &a->v[t], entry, file, entry->relpath);
 	if (!same_stamp)
 		put_stamp(a, k, entry->relpath, stamp);
-	MemoryContextSwitchTo(old);
-	MemoryContextReset(filecxt);
+	kabsd_worklist_add(wl, entry);
+}
+
+/* ---------------------------------------------------------------------
+ * The list of files to read: one serialized entry each, so that it can be
+ * copied as it is into shared memory for parallel workers.
+ * ---------------------------------------------------------------------
+ */
+typedef struct WorkEntry
+{
+	int64		size;
+	int64		mtime_sec;
+	int64		ctime_sec;
+	uint64		dev;
+	uint64		ino;
+	int32		mtime_nsec;
+	int32		ctime_nsec;
+	uint32		relpath_len;
+	uint32		openpath_len;	/* 0: root/relpath */
+	uint32		error_len;
+	bool		has_error;
+	/* then relpath, openpath and error, each NUL-terminated */
+} WorkEntry;
+
+static void
+worklist_reserve(WorkList *wl, Size more)
+{
+	if (wl->len + more > wl->cap)
+	{
+		Size		cap = Max(wl->cap * 2, wl->len + more + 8192);
+
+		wl->data = wl->data == NULL ?
+			MemoryContextAllocExtended(wl->cxt, cap, MCXT_ALLOC_HUGE) :
+			repalloc_huge(wl->data, cap);
+		wl->cap = cap;
+	}
+	if (wl->n == wl->cap_n)
+	{
+		wl->cap_n = Max(1024, wl->cap_n * 2);
+		wl->offsets = wl->offsets == NULL ?
+			MemoryContextAllocExtended(wl->cxt, sizeof(Size) * wl->cap_n,
+									   MCXT_ALLOC_HUGE) :
+			repalloc_huge(wl->offsets, sizeof(Size) * wl->cap_n);
+	}
+}
+
+void
+kabsd_worklist_add(WorkList *wl, const KbEntry *e)
+{
+	WorkEntry	w;
+	bool		plain = e->relpath_len + e->root_len + 1 == strlen(e->openpath) &&
+		strncmp(e->openpath, e->root, e->root_len) == 0 &&
+		e->openpath[e->root_len] == '/' &&
+		strcmp(e->openpath + e->root_len + 1, e->relpath) == 0;
+	Size		need;
+	char	   *p;
+
+	if (wl->root == NULL)
+		wl->root = MemoryContextStrdup(wl->cxt, e->root);
+	Assert(strcmp(wl->root, e->root) == 0);
+	memset(&w, 0, sizeof(w));
+	w.size = e->size;
+	w.mtime_sec = e->mtime_sec;
+	w.mtime_nsec = e->mtime_nsec;
+	w.ctime_sec = e->ctime_sec;
+	w.ctime_nsec = e->ctime_nsec;
+	w.dev = e->dev;
+	w.ino = e->ino;
+	w.relpath_len = e->relpath_len;
+	w.openpath_len = plain ? 0 : strlen(e->openpath);
+	w.has_error = e->error != NULL;
+	w.error_len = e->error ? strlen(e->error) : 0;
+	need = MAXALIGN(sizeof(WorkEntry) + w.relpath_len + 1 +
+					(plain ? 0 : w.openpath_len + 1) + w.error_len + 1);
+	worklist_reserve(wl, need);
+	wl->offsets[wl->n++] = wl->len;
+	p = wl->data + wl->len;
+	memcpy(p, &w, sizeof(w));
+	p += sizeof(w);
+	memcpy(p, e->relpath, w.relpath_len + 1);
+	p += w.relpath_len + 1;
+	if (!plain)
+	{
+		memcpy(p, e->openpath, w.openpath_len + 1);
+		p += w.openpath_len + 1;
+	}
+	if (e->error)
+		memcpy(p, e->error, w.error_len + 1);
+	wl->len += need;
+}
+
+/*
+ * The entry serialized at data, for a walk of root.  Its strings point
+ * into data, or into pathbuf when the file is opened as root/relpath.
+ */
+void
+kabsd_worklist_entry(const char *data, const char *root, StringInfo pathbuf,
+					 KbEntry *e)
+{
+	WorkEntry	w;
+	const char *p = data + sizeof(WorkEntry);
+
+	memcpy(&w, data, sizeof(w));
+	memset(e, 0, sizeof(*e));
+	e->root = root;
+	e->root_len = strlen(root);
+	e->relpath = p;
+	e->relpath_len = w.relpath_len;
+	p += w.relpath_len + 1;
+	if (w.openpath_len == 0)
+	{
+		resetStringInfo(pathbuf);
+		appendStringInfo(pathbuf, "%s/%s", root, e->relpath);
+		e->openpath = pathbuf->data;
+	}
+	else
+	{
+		e->openpath = p;
+		p += w.openpath_len + 1;
+	}
+	e->error = w.has_error ? p : NULL;
+	e->size = w.size;
+	e->mtime_sec = w.mtime_sec;
+	e->mtime_nsec = w.mtime_nsec;
+	e->ctime_sec = w.ctime_sec;
+	e->ctime_nsec = w.ctime_nsec;
+	e->dev = w.dev;
+	e->ino = w.ino;
 }
 
 /* After the walk: the rows and stamps of every path that is gone. */
@@ -686,8 +1000,14 @@ apply_gone(Apply *a, MemoryContext filecxt)
 			continue;
 		old = MemoryContextSwitchTo(filecxt);
 		if (k->in_snapshot)
+		{
+			KbText		product;
+			KbKind		kind = kb_classify_path(k->path, &product);
+
 			for (int t = 0; t < KT_COUNT; t++)
-				apply_view(a, &a->v[t], NULL, NULL, k->path);
+				if (view_holds_kind((KabsdTable) t, kind))
+					apply_view(a, &a->v[t], NULL, NULL, k->path);
+		}
 		if (k->has_stamp)
 			put_stamp(a, k, NULL, 0);
 		MemoryContextSwitchTo(old);
@@ -707,6 +1027,7 @@ retarget_links(Apply *a, MemoryContext rowcxt)
 	TableScanDesc scan;
 	Datum	   *values = palloc(sizeof(Datum) * desc->natts);
 	bool	   *nulls = palloc(sizeof(bool) * desc->natts);
+	TupleTableSlot *copy = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
 
 	CommandCounterIncrement();
 	UnregisterSnapshot(a->snapshot);
@@ -731,19 +1052,21 @@ retarget_links(Apply *a, MemoryContext rowcxt)
 									   old->tts_values[k])))
 		{
 			/* the new row's values are the old row's: copy them first */
-			ExecClearTuple(v->new_slot);
-			memcpy(v->new_slot->tts_values, values, sizeof(Datum) * desc->natts);
-			memcpy(v->new_slot->tts_isnull, nulls, sizeof(bool) * desc->natts);
-			ExecStoreVirtualTuple(v->new_slot);
-			ExecMaterializeSlot(v->new_slot);
+			ExecClearTuple(copy);
+			memcpy(copy->tts_values, values, sizeof(Datum) * desc->natts);
+			memcpy(copy->tts_isnull, nulls, sizeof(bool) * desc->natts);
+			ExecStoreVirtualTuple(copy);
+			ExecMaterializeSlot(copy);
 			delete_row(a, v, old);
-			insert_row(a, v, v->new_slot->tts_values, v->new_slot->tts_isnull);
+			insert_row(a, v, copy->tts_values, copy->tts_isnull);
+			ExecClearTuple(copy);
 		}
 		MemoryContextSwitchTo(oldcxt);
 		MemoryContextReset(rowcxt);
 	}
 	table_endscan(scan);
 	ExecClearTuple(v->old_slot);
+	ExecDropSingleTupleTableSlot(copy);
 }
 
 /*
@@ -752,7 +1075,8 @@ retarget_links(Apply *a, MemoryContext rowcxt)
  * only those whose stamp changed.  Returns the rows inserted and deleted
  * in each view (files, items, decisions, links, worklog, sections,
  * checklist), the change in the number of files with an error, the number
- * of files read, and the fingerprint of the tree.
+ * of files read, the fingerprint of the tree and the number of parallel
+ * workers that shared the reading.
  */
 Datum
 kabsd_snapshot_apply(PG_FUNCTION_ARGS)
@@ -762,52 +1086,77 @@ kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 	KabsdOptions opts;
 	Apply		a;
 	Datum	   *relids;
+	Oid			oids[KT_COUNT];
 	KabsdScan  *scan;
 	KbEntry    *entry;
+	WorkList	wl;
 	MemoryContext filecxt;
 	TupleDesc	resdesc;
-	Datum		result[5];
-	bool		resnull[5] = {false, false, false, false, false};
+	Datum		result[6];
+	bool		resnull[6] = {false, false, false, false, false, false};
 	Datum		ins[KT_COUNT],
 				del[KT_COUNT];
 	uint64		salt,
 				h;
 	int64		nfiles = 0;
+	int			workers = 0;
 
 	if (get_call_result_type(fcinfo, NULL, &resdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	kabsd_server_options(PG_GETARG_NAME(0), &opts);
 	relids = kabsd_seven_relations(views, "kabsd_snapshot_apply", "views");
-
-	memset(&a, 0, sizeof(a));
-	a.estate = CreateExecutorState();
 	for (int t = 0; t < KT_COUNT; t++)
-		open_view(&a, &a.v[t], DatumGetObjectId(relids[t]), (KabsdTable) t);
+		oids[t] = DatumGetObjectId(relids[t]);
+
+	kabsd_apply_begin(&a, APPLY_WRITE, oids, GetLatestSnapshot());
 	a.stamps = table_open(PG_GETARG_OID(2), ExclusiveLock);
 	kabsd_check_stamps(a.stamps);
 	a.stamp_slot = ExecInitExtraTupleSlot(a.estate, RelationGetDescr(a.stamps),
 										  &TTSOpsVirtual);
-	a.snapshot = RegisterSnapshot(GetLatestSnapshot());
 	filecxt = AllocSetContextCreate(CurrentMemoryContext, "kabsd_fdw apply file",
 									ALLOCSET_DEFAULT_SIZES);
-	/* not under filecxt: the maps outlive the file that first needs them */
-	a.targets_cxt = AllocSetContextCreate(CurrentMemoryContext, "kabsd_fdw link targets",
-										  ALLOCSET_DEFAULT_SIZES);
 	load_known(&a, CurrentMemoryContext);
 
+	/* the walk: stamps brought up to date, the files to read listed */
+	memset(&wl, 0, sizeof(wl));
+	wl.cxt = CurrentMemoryContext;
 	salt = h = kabsd_fingerprint_start(&opts);
 	scan = kabsd_scan_begin(opts.root, opts.max_file_size, KB_SCOPE_ALL, NULL,
 							KABSD_ALL_NEEDS, CurrentMemoryContext);
 	while (kabsd_scan_next_entry(scan, &entry))
 	{
-		int64		stamp = kabsd_file_stamp(salt, entry);
-
 		h = kabsd_fingerprint_entry(h, entry);
 		nfiles++;
-		apply_entry(&a, scan, entry, stamp, full, filecxt);
+		walk_entry(&a, entry, kabsd_file_stamp(salt, entry), full, &wl);
+	}
+	kabsd_scan_end(scan);
+
+	/* the files read, by this backend alone or with parallel workers */
+	if (wl.n >= Max(1, kabsd_min_parallel_refresh_files) &&
+		max_parallel_maintenance_workers > 0)
+	{
+		kabsd_apply_collect_begin(&a, CurrentMemoryContext);
+		workers = kabsd_apply_parallel(&a, oids, &opts, &wl,
+									   max_parallel_maintenance_workers);
+		flush_collected(&a, filecxt);
+	}
+	else if (wl.n > 0)
+	{
+		KabsdScan  *analyzer = kabsd_analyzer_begin(opts.max_file_size,
+													KABSD_ALL_NEEDS,
+													CurrentMemoryContext);
+		StringInfoData pathbuf;
+		KbEntry		e;
+
+		initStringInfo(&pathbuf);
+		for (int64 i = 0; i < wl.n; i++)
+		{
+			kabsd_worklist_entry(wl.data + wl.offsets[i], wl.root, &pathbuf, &e);
+			kabsd_apply_file(&a, analyzer, &e, filecxt);
+		}
+		kabsd_scan_end(analyzer);
 	}
 	apply_gone(&a, filecxt);
-	kabsd_scan_end(scan);
 
 	if (a.targets_sum != 0)
 		retarget_links(&a, filecxt);
@@ -816,18 +1165,16 @@ kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 	{
 		ins[t] = Int64GetDatum(a.v[t].inserted);
 		del[t] = Int64GetDatum(a.v[t].deleted);
-		close_view(&a.v[t]);
 	}
 	table_close(a.stamps, NoLock);
-	UnregisterSnapshot(a.snapshot);
-	ExecResetTupleTable(a.estate->es_tupleTable, true);
-	FreeExecutorState(a.estate);
+	kabsd_apply_end(&a);
 
 	result[0] = PointerGetDatum(construct_array(ins, KT_COUNT, INT8OID, 8, true, TYPALIGN_DOUBLE));
 	result[1] = PointerGetDatum(construct_array(del, KT_COUNT, INT8OID, 8, true, TYPALIGN_DOUBLE));
 	result[2] = Int64GetDatum(a.errors_delta);
 	result[3] = Int64GetDatum(a.files_read);
 	result[4] = kabsd_fingerprint_text(h, nfiles);
+	result[5] = Int32GetDatum(workers);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(resdesc),
 													  result, resnull)));
 }
