@@ -266,7 +266,7 @@ BEGIN
       -- the rows the files view holds: a view restored or refreshed by
       -- other means than kabsd_refresh() shows here
       n := NULL;
-      IF unpopulated IS NULL THEN
+      IF unpopulated IS NULL AND NOT kabsd_refresh.full THEN
         EXECUTE pg_catalog.format('SELECT count(*) FROM %I.files', b.name) INTO n;
       END IF;
 

@@ -28,6 +28,8 @@
 #include "access/parallel.h"
 #include "access/xact.h"
 #include "miscadmin.h"
+#include "storage/latch.h"
+#include "utils/wait_event.h"
 #include "port/atomics.h"
 #include "storage/shm_toc.h"
 #include "utils/memutils.h"
@@ -54,7 +56,10 @@ typedef struct ApplyShared
 {
 	Oid			views[KT_COUNT];
 	int64		max_file_size;
-	int64		nentries;
+	int64		max_files;		/* room in the list */
+	Size		max_bytes;
+	pg_atomic_uint64 listed;	/* files the leader has listed so far */
+	pg_atomic_uint32 walked;	/* 1 once the list is complete */
 	pg_atomic_uint64 next;		/* the first file nobody took */
 	char		root[FLEXIBLE_ARRAY_MEMBER];	/* the walk's resolved root */
 } ApplyShared;
@@ -68,17 +73,59 @@ typedef struct SharedList
 	StringInfoData pathbuf;
 } SharedList;
 
-/* The next few files nobody took: [*start, *end).  false when none. */
+/* The leader's side. */
+struct ParallelApply
+{
+	ParallelContext *pcxt;
+	SharedList	list;
+	WorkList	shared;			/* the leader's handle on the shared list */
+	shm_mq_handle **mqh;
+	int			launched;
+	int64		worker_files;	/* files the workers read */
+	int64		overflow;		/* files the leader read as it listed them */
+	KabsdScan  *analyzer;
+	MemoryContext filecxt;
+};
+
+/*
+ * The next few files listed that nobody took: [*start, *end).  Waits while
+ * the leader is still walking; false once every file is taken.
+ */
 static bool
 take_files(ApplyShared *sh, int64 *start, int64 *end)
 {
-	uint64		first = pg_atomic_fetch_add_u64(&sh->next, CHUNK_FILES);
+	for (;;)
+	{
+		uint64		next = pg_atomic_read_u64(&sh->next);
+		uint64		listed = pg_atomic_read_u64(&sh->listed);
 
-	if (first >= (uint64) sh->nentries)
-		return false;
-	*start = (int64) first;
-	*end = Min(sh->nentries, *start + CHUNK_FILES);
-	return true;
+		if (next < listed)
+		{
+			uint64		last = Min(listed, next + CHUNK_FILES);
+
+			if (pg_atomic_compare_exchange_u64(&sh->next, &next, last))
+			{
+				pg_read_barrier();	/* the entries were written before
+									 * listed */
+				*start = (int64) next;
+				*end = (int64) last;
+				return true;
+			}
+			continue;
+		}
+		if (pg_atomic_read_u32(&sh->walked))
+		{
+			pg_read_barrier();
+			if (pg_atomic_read_u64(&sh->listed) > next)
+				continue;		/* listed just before the walk ended */
+			return false;
+		}
+		/* ahead of the walk: rare, and short */
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 1L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
 }
 
 static void
@@ -86,10 +133,11 @@ read_file(Apply *a, SharedList *list, int64 i, KabsdScan *analyzer,
 		  MemoryContext filecxt)
 {
 	KbEntry		e;
+	ItemPointerData files_tid;
 
 	kabsd_worklist_entry(list->data + list->offsets[i], list->sh->root,
-						 &list->pathbuf, &e);
-	kabsd_apply_file(a, analyzer, &e, filecxt);
+						 &list->pathbuf, &e, &files_tid);
+	kabsd_apply_file(a, analyzer, &e, &files_tid, filecxt);
 }
 
 /* A worker: reads and compares files until none is left. */
@@ -116,7 +164,7 @@ kabsd_apply_worker_main(dsm_segment *seg, shm_toc *toc)
 
 	list.sh = shm_toc_lookup(toc, KEY_SHARED, false);
 	list.offsets = shm_toc_lookup(toc, KEY_ENTRIES, false);
-	list.data = (const char *) (list.offsets + list.sh->nentries);
+	list.data = (const char *) (list.offsets + list.sh->max_files);
 	initStringInfo(&list.pathbuf);
 
 	shm_mq_set_sender(mq, MyProc);
@@ -210,30 +258,26 @@ take_messages(Apply *a, shm_mq_handle **mqh, int n, bool wait,
 }
 
 /*
- * Reads, parses and compares the files of wl with up to nworkers parallel
- * workers; a is in APPLY_COLLECT mode and keeps every difference.  Returns
- * the number of workers that took part.
+ * Enters parallel mode and starts up to nworkers workers, with room for
+ * max_files files of max_bytes in the shared list.  a must be in
+ * APPLY_COLLECT mode: from here on every difference is kept.
  */
-int
-kabsd_apply_parallel(Apply *a, const Oid *relids, const KabsdOptions *opts,
-					 const WorkList *wl, int nworkers)
+ParallelApply *
+kabsd_parallel_begin(Apply *a, const Oid *relids, const KabsdOptions *opts,
+					 const char *root, int64 max_files, Size max_bytes,
+					 int nworkers)
 {
+	ParallelApply *pa = palloc0(sizeof(ParallelApply));
 	ParallelContext *pcxt;
-	Size		rootlen = strlen(wl->root) + 1;
+	ApplyShared *sh;
+	Size		rootlen = strlen(root) + 1;
 	Size		shsize = add_size(offsetof(ApplyShared, root), rootlen);
 	Size		snapsize = EstimateSnapshotSpace(a->snapshot);
-	Size		listsize = add_size(mul_size(sizeof(Size), wl->n), wl->len);
-	SharedList	list;
+	Size		listsize = add_size(mul_size(sizeof(Size), max_files), max_bytes);
 	char	   *snap;
 	char	   *queues;
-	shm_mq_handle **mqh;
-	KabsdScan  *analyzer;
-	MemoryContext filecxt;
-	int			launched;
-	int64		files_read = 0;
-	int64		start,
-				end;
 
+	Assert(a->mode == APPLY_COLLECT);
 	EnterParallelMode();
 	pcxt = CreateParallelContext("kabsd_fdw", "kabsd_apply_worker_main", nworkers);
 	shm_toc_estimate_chunk(&pcxt->estimator, shsize);
@@ -242,25 +286,33 @@ kabsd_apply_parallel(Apply *a, const Oid *relids, const KabsdOptions *opts,
 	shm_toc_estimate_chunk(&pcxt->estimator, mul_size(QUEUE_SIZE, nworkers));
 	shm_toc_estimate_keys(&pcxt->estimator, 4);
 	InitializeParallelDSM(pcxt);
+	pa->pcxt = pcxt;
 
-	list.sh = shm_toc_allocate(pcxt->toc, shsize);
-	memcpy(list.sh->views, relids, sizeof(Oid) * KT_COUNT);
-	list.sh->max_file_size = opts->max_file_size;
-	list.sh->nentries = wl->n;
-	pg_atomic_init_u64(&list.sh->next, 0);
-	memcpy(list.sh->root, wl->root, rootlen);
-	shm_toc_insert(pcxt->toc, KEY_SHARED, list.sh);
+	sh = shm_toc_allocate(pcxt->toc, shsize);
+	memcpy(sh->views, relids, sizeof(Oid) * KT_COUNT);
+	sh->max_file_size = opts->max_file_size;
+	sh->max_files = max_files;
+	sh->max_bytes = max_bytes;
+	pg_atomic_init_u64(&sh->listed, 0);
+	pg_atomic_init_u32(&sh->walked, 0);
+	pg_atomic_init_u64(&sh->next, 0);
+	memcpy(sh->root, root, rootlen);
+	shm_toc_insert(pcxt->toc, KEY_SHARED, sh);
 
 	snap = shm_toc_allocate(pcxt->toc, snapsize);
 	SerializeSnapshot(a->snapshot, snap);
 	shm_toc_insert(pcxt->toc, KEY_SNAPSHOT, snap);
 
-	list.offsets = shm_toc_allocate(pcxt->toc, listsize);
-	memcpy((Size *) list.offsets, wl->offsets, sizeof(Size) * wl->n);
-	list.data = (const char *) (list.offsets + wl->n);
-	memcpy((char *) list.data, wl->data, wl->len);
-	shm_toc_insert(pcxt->toc, KEY_ENTRIES, (void *) list.offsets);
-	initStringInfo(&list.pathbuf);
+	pa->list.sh = sh;
+	pa->list.offsets = shm_toc_allocate(pcxt->toc, listsize);
+	pa->list.data = (const char *) (pa->list.offsets + max_files);
+	shm_toc_insert(pcxt->toc, KEY_ENTRIES, (void *) pa->list.offsets);
+	initStringInfo(&pa->list.pathbuf);
+	pa->shared.root = sh->root;
+	pa->shared.offsets = (Size *) pa->list.offsets;
+	pa->shared.cap_n = max_files;
+	pa->shared.data = (char *) pa->list.data;
+	pa->shared.cap = max_bytes;
 
 	/* without dynamic shared memory, nworkers is now 0 */
 	queues = shm_toc_allocate(pcxt->toc, mul_size(QUEUE_SIZE, Max(1, pcxt->nworkers)));
@@ -270,37 +322,81 @@ kabsd_apply_parallel(Apply *a, const Oid *relids, const KabsdOptions *opts,
 	shm_toc_insert(pcxt->toc, KEY_QUEUES, queues);
 
 	LaunchParallelWorkers(pcxt);
-	launched = pcxt->nworkers_launched;
-	mqh = palloc0(sizeof(shm_mq_handle *) * Max(1, launched));
-	for (int i = 0; i < launched; i++)
-		mqh[i] = shm_mq_attach((shm_mq *) (queues + i * QUEUE_SIZE), pcxt->seg,
-							   pcxt->worker[i].bgwhandle);
+	pa->launched = pcxt->nworkers_launched;
+	pa->mqh = palloc0(sizeof(shm_mq_handle *) * Max(1, pa->launched));
+	for (int i = 0; i < pa->launched; i++)
+		pa->mqh[i] = shm_mq_attach((shm_mq *) (queues + i * QUEUE_SIZE), pcxt->seg,
+								   pcxt->worker[i].bgwhandle);
 
-	/* the leader reads too, and keeps the queues flowing between files */
-	filecxt = AllocSetContextCreate(CurrentMemoryContext, "kabsd_fdw apply file",
-									ALLOCSET_DEFAULT_SIZES);
-	analyzer = kabsd_analyzer_begin(opts->max_file_size, KABSD_ALL_NEEDS,
-									CurrentMemoryContext);
-	while (take_files(list.sh, &start, &end))
+	pa->filecxt = AllocSetContextCreate(CurrentMemoryContext, "kabsd_fdw apply file",
+										ALLOCSET_DEFAULT_SIZES);
+	pa->analyzer = kabsd_analyzer_begin(opts->max_file_size, KABSD_ALL_NEEDS,
+										CurrentMemoryContext);
+	return pa;
+}
+
+/*
+ * Lists a file for whoever takes it first.  When the list is full, the
+ * leader reads the file itself at once.
+ */
+void
+kabsd_parallel_add(ParallelApply *pa, Apply *a, const KbEntry *e,
+				   ItemPointer files_tid)
+{
+	if (kabsd_worklist_add(&pa->shared, e, files_tid))
+	{
+		pg_write_barrier();		/* the entry before the count that shows it */
+		pg_atomic_write_u64(&pa->list.sh->listed, (uint64) pa->shared.n);
+	}
+	else
+	{
+		kabsd_apply_file(a, pa->analyzer, e, files_tid, pa->filecxt);
+		pa->overflow++;
+	}
+	/* keep the queues flowing while walking */
+	if ((pa->shared.n & 63) == 0)
+		take_messages(a, pa->mqh, pa->launched, false, &pa->worker_files);
+}
+
+/*
+ * The list is complete: the leader reads files with the workers until
+ * none is left, takes the rest of what they sent, and leaves parallel
+ * mode.  Returns the number of workers that took part.
+ */
+int
+kabsd_parallel_finish(ParallelApply *pa, Apply *a)
+{
+	ApplyShared *sh = pa->list.sh;
+	int64		start,
+				end;
+	int64		leader_files = a->files_read - pa->overflow;
+	int			launched = pa->launched;
+
+	pg_write_barrier();
+	pg_atomic_write_u32(&sh->walked, 1);
+	while (take_files(sh, &start, &end))
 		for (int64 i = start; i < end; i++)
 		{
-			read_file(a, &list, i, analyzer, filecxt);
-			take_messages(a, mqh, launched, false, &files_read);
+			read_file(a, &pa->list, i, pa->analyzer, pa->filecxt);
+			take_messages(a, pa->mqh, pa->launched, false, &pa->worker_files);
 		}
-	take_messages(a, mqh, launched, true, &files_read);
-	kabsd_scan_end(analyzer);
-	MemoryContextDelete(filecxt);
+	take_messages(a, pa->mqh, pa->launched, true, &pa->worker_files);
+	kabsd_scan_end(pa->analyzer);
+	MemoryContextDelete(pa->filecxt);
 
-	WaitForParallelWorkersToFinish(pcxt);
-	DestroyParallelContext(pcxt);
+	WaitForParallelWorkersToFinish(pa->pcxt);
+	DestroyParallelContext(pa->pcxt);
 	ExitParallelMode();
 
 	/* every file listed was read by someone, or the refresh fails */
-	if (a->files_read + files_read != wl->n)
+	if (a->files_read - leader_files + pa->worker_files != pa->shared.n)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("parallel refresh read %lld of %lld files",
-						(long long) (a->files_read + files_read), (long long) wl->n)));
-	a->files_read += files_read;
+						(long long) (a->files_read - leader_files + pa->worker_files),
+						(long long) pa->shared.n)));
+	a->files_read += pa->worker_files;
+	pfree(pa->mqh);
+	pfree(pa);
 	return launched;
 }

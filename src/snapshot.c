@@ -65,6 +65,7 @@ typedef struct KnownPath
 	bool		seen;			/* walked by this refresh */
 	int64		stamp;
 	ItemPointerData stamp_tid;
+	ItemPointerData files_tid;	/* its row in the files view */
 } KnownPath;
 
 #define SH_PREFIX known
@@ -80,6 +81,16 @@ typedef struct KnownPath
 #define SH_DECLARE
 #include "lib/simplehash.h"
 
+/* A stamp written in parallel mode's stead, once it is over. */
+typedef struct StampDue
+{
+	KnownPath  *k;
+	char	   *path;
+	int64		stamp;
+} StampDue;
+
+static void put_stamp(Apply *a, KnownPath *k, const char *path, int64 stamp);
+
 /* ---------------------------------------------------------------------
  * What links.target_uid resolves against: (product, id) of items and
  * decisions for typed links, (product, id or file name without .md) for
@@ -88,8 +99,10 @@ typedef struct KnownPath
  */
 typedef struct TargetKey
 {
-	const char *product;
+	const char *product;		/* not NUL-terminated: with their lengths */
 	const char *key;
+	uint32		product_len;
+	uint32		key_len;
 	bool		by_name;		/* the wikilink map */
 } TargetKey;
 
@@ -107,10 +120,19 @@ typedef struct Target
 static inline uint32
 target_key_hash(TargetKey k)
 {
-	uint32		h = hash_bytes((const unsigned char *) k.product, strlen(k.product));
+	uint32		h = hash_bytes((const unsigned char *) k.product, k.product_len);
 
-	h = hash_combine(h, hash_bytes((const unsigned char *) k.key, strlen(k.key)));
+	h = hash_combine(h, hash_bytes((const unsigned char *) k.key, k.key_len));
 	return hash_combine(h, k.by_name ? 1 : 0);
+}
+
+static inline bool
+target_key_equal(TargetKey a, TargetKey b)
+{
+	return a.by_name == b.by_name &&
+		a.product_len == b.product_len && a.key_len == b.key_len &&
+		memcmp(a.product, b.product, a.product_len) == 0 &&
+		memcmp(a.key, b.key, a.key_len) == 0;
 }
 
 #define SH_PREFIX targets
@@ -118,9 +140,7 @@ target_key_hash(TargetKey k)
 #define SH_KEY_TYPE TargetKey
 #define SH_KEY k
 #define SH_HASH_KEY(tb, key) target_key_hash(key)
-#define SH_EQUAL(tb, a, b) ((a).by_name == (b).by_name && \
-							strcmp((a).product, (b).product) == 0 && \
-							strcmp((a).key, (b).key) == 0)
+#define SH_EQUAL(tb, a, b) target_key_equal(a, b)
 #define SH_SCOPE static inline
 #define SH_STORE_HASH
 #define SH_GET_HASH(tb, a) a->hash
@@ -237,8 +257,17 @@ open_view(Apply *a, SnapView *v, Oid relid, KabsdTable table, bool write)
 }
 
 static void
+end_path_scan(SnapView *v)
+{
+	if (v->pathscan)
+		index_endscan(v->pathscan);
+	v->pathscan = NULL;
+}
+
+static void
 close_view(SnapView *v)
 {
+	end_path_scan(v);
 	if (v->rri)
 		ExecCloseIndices(v->rri);
 	index_close(v->pathidx, NoLock);
@@ -360,23 +389,22 @@ target_hash(const SnapView *v, const Datum *values, const bool *nulls)
 }
 
 /* The file name of a path or wikilink target, without a final ".md". */
-static char *
-name_without_md(const char *s)
+static void
+name_without_md(const char *s, uint32 len, const char **name, uint32 *name_len)
 {
-	const char *slash = strrchr(s, '/');
-	const char *name = slash ? slash + 1 : s;
-	size_t		len = strlen(name);
+	const char *slash = memrchr(s, '/', len);
 
-	if (len >= 3 && strcmp(name + len - 3, ".md") == 0)
-		len -= 3;
-	return pnstrdup(name, len);
+	*name = slash ? slash + 1 : s;
+	*name_len = len - (uint32) (*name - s);
+	if (*name_len >= 3 && memcmp(*name + *name_len - 3, ".md", 3) == 0)
+		*name_len -= 3;
 }
 
 static void
-claim_target(Apply *a, const char *product, const char *key, bool by_name,
-			 const char *path, bool has_uid, const pg_uuid_t *uid)
+claim_target(Apply *a, const char *product, const char *key, uint32 key_len,
+			 bool by_name, const char *path, bool has_uid, const pg_uuid_t *uid)
 {
-	TargetKey	k = {product, key, by_name};
+	TargetKey	k = {product, key, strlen(product), key_len, by_name};
 	bool		found;
 	Target	   *t = targets_insert(a->targets, k, &found);
 
@@ -414,6 +442,8 @@ build_targets(Apply *a)
 			char	   *product,
 					   *id,
 					   *path;
+			const char *name;
+			uint32		name_len;
 			bool		has_uid;
 			pg_uuid_t  *uid;
 
@@ -431,10 +461,11 @@ build_targets(Apply *a)
 			uid = has_uid ? DatumGetUUIDP(slot->tts_values[v->uid_att - 1]) : NULL;
 			if (id)
 			{
-				claim_target(a, product, id, false, path, has_uid, uid);
-				claim_target(a, product, id, true, path, has_uid, uid);
+				claim_target(a, product, id, strlen(id), false, path, has_uid, uid);
+				claim_target(a, product, id, strlen(id), true, path, has_uid, uid);
 			}
-			claim_target(a, product, name_without_md(path), true, path, has_uid, uid);
+			name_without_md(path, strlen(path), &name, &name_len);
+			claim_target(a, product, name, name_len, true, path, has_uid, uid);
 		}
 		table_endscan(scan);
 		ExecClearTuple(slot);
@@ -447,7 +478,7 @@ static void
 resolve_target(Apply *a, const SnapView *v, Datum *values, bool *nulls)
 {
 	int			k = v->target_att - 1;
-	char	   *product,
+	struct varlena *product,
 			   *type,
 			   *target;
 	TargetKey	key;
@@ -460,12 +491,22 @@ resolve_target(Apply *a, const SnapView *v, Datum *values, bool *nulls)
 		return;
 	if (a->targets == NULL)
 		build_targets(a);
-	product = TextDatumGetCString(values[v->product_att - 1]);
-	type = TextDatumGetCString(values[v->type_att - 1]);
-	target = TextDatumGetCString(values[v->target_id_att - 1]);
-	key.product = product;
-	key.by_name = strcmp(type, "wikilink") == 0;
-	key.key = key.by_name ? name_without_md(target) : target;
+	/* the rows' own values, not copied: resolving allocates nothing */
+	product = PG_DETOAST_DATUM_PACKED(values[v->product_att - 1]);
+	type = PG_DETOAST_DATUM_PACKED(values[v->type_att - 1]);
+	target = PG_DETOAST_DATUM_PACKED(values[v->target_id_att - 1]);
+	key.product = VARDATA_ANY(product);
+	key.product_len = VARSIZE_ANY_EXHDR(product);
+	key.by_name = VARSIZE_ANY_EXHDR(type) == 8 &&
+		memcmp(VARDATA_ANY(type), "wikilink", 8) == 0;
+	if (key.by_name)
+		name_without_md(VARDATA_ANY(target), VARSIZE_ANY_EXHDR(target),
+						&key.key, &key.key_len);
+	else
+	{
+		key.key = VARDATA_ANY(target);
+		key.key_len = VARSIZE_ANY_EXHDR(target);
+	}
 	t = targets_lookup(a->targets, key);
 	if (t && !t->ambiguous && t->has_uid)
 	{
@@ -623,7 +664,15 @@ kabsd_apply_collect_begin(Apply *a, MemoryContext cxt)
 static void
 flush_collected(Apply *a, MemoryContext rowcxt)
 {
+	ListCell   *lc;
+
 	a->mode = APPLY_WRITE;
+	foreach(lc, a->stamps_due)
+	{
+		StampDue   *due = lfirst(lc);
+
+		put_stamp(a, due->k, due->path, due->stamp);
+	}
 	for (int t = 0; t < KT_COUNT; t++)
 	{
 		SnapView   *v = &a->v[t];
@@ -678,13 +727,36 @@ view_holds_kind(KabsdTable table, KbKind kind)
 }
 
 /*
+ * One row the view holds for a path: kept when it is the row of its
+ * ordinal the file gives, else deleted.
+ */
+static inline void
+match_old_row(Apply *a, SnapView *v, TupleTableSlot *old, int n,
+			  const Datum *values, const bool *nulls, bool *kept)
+{
+	int			natts = v->binding->natts;
+	int			r = 0;
+
+	slot_getallattrs(old);
+	if (v->ordinal_att)
+		r = old->tts_isnull[v->ordinal_att - 1] ? -1 :
+			DatumGetInt32(old->tts_values[v->ordinal_att - 1]) - 1;
+	if (r >= 0 && r < n && !kept[r] &&
+		row_equal(v, old, &values[r * natts], &nulls[r * natts]))
+		kept[r] = true;
+	else
+		delete_row(a, v, old);
+}
+
+/*
  * Makes the rows of one path in one view those the file gives (none when
  * file is NULL: the file is gone).  Rows that are already right stay
- * untouched.
+ * untouched.  files_tid is the path's row in the files view, invalid when
+ * it has none.
  */
 static void
 apply_view(Apply *a, SnapView *v, const KbEntry *entry, const KbFile *file,
-		   const char *path)
+		   const char *path, ItemPointer files_tid)
 {
 	int			natts = v->binding->natts;
 	int			n = file ? kabsd_file_rows(v->table, file) : 0;
@@ -702,27 +774,38 @@ apply_view(Apply *a, SnapView *v, const KbEntry *entry, const KbFile *file,
 			resolve_target(a, v, &values[r * natts], &nulls[r * natts]);
 	}
 
-	ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
-						   v->pathidx->rd_indcollation[0], F_TEXTEQ,
-						   CStringGetTextDatum(path));
-	scan = index_beginscan(v->rel, v->pathidx, a->snapshot, 1, 0);
-	index_rescan(scan, &key, 1, NULL, 0);
-	while (index_getnext_slot(scan, ForwardScanDirection, v->old_slot))
+	if (v->table == KT_FILES)
 	{
-		TupleTableSlot *old = v->old_slot;
-		int			r = 0;
-
-		slot_getallattrs(old);
-		if (v->ordinal_att)
-			r = old->tts_isnull[v->ordinal_att - 1] ? -1 :
-				DatumGetInt32(old->tts_values[v->ordinal_att - 1]) - 1;
-		if (r >= 0 && r < n && !kept[r] &&
-			row_equal(v, old, &values[r * natts], &nulls[r * natts]))
-			kept[r] = true;
-		else
-			delete_row(a, v, old);
+		/* the files view's row of a path was found when the refresh began */
+		if (ItemPointerIsValid(files_tid) &&
+			table_tuple_fetch_row_version(v->rel, files_tid, a->snapshot,
+										  v->old_slot))
+			match_old_row(a, v, v->old_slot, n, values, nulls, kept);
 	}
-	index_endscan(scan);
+	else
+	{
+		ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
+							   v->pathidx->rd_indcollation[0], F_TEXTEQ,
+							   CStringGetTextDatum(path));
+		/*
+		 * One scan of the index for every file: only its key changes.  It
+		 * runs in a context that outlives the file's, since the index AM
+		 * allocates some of its state as it goes (btree's killed items).
+		 */
+		MemoryContext filecxt = MemoryContextSwitchTo(a->estate->es_query_cxt);
+
+		if (v->pathscan == NULL)
+			v->pathscan = index_beginscan(v->rel, v->pathidx, a->snapshot, 1, 0);
+		scan = v->pathscan;
+		index_rescan(scan, &key, 1, NULL, 0);
+		while (index_getnext_slot(scan, ForwardScanDirection, v->old_slot))
+		{
+			MemoryContextSwitchTo(filecxt);
+			match_old_row(a, v, v->old_slot, n, values, nulls, kept);
+			MemoryContextSwitchTo(a->estate->es_query_cxt);
+		}
+		MemoryContextSwitchTo(filecxt);
+	}
 	ExecClearTuple(v->old_slot);
 
 	for (int r = 0; r < n; r++)
@@ -730,11 +813,27 @@ apply_view(Apply *a, SnapView *v, const KbEntry *entry, const KbFile *file,
 			insert_row(a, v, &values[r * natts], &nulls[r * natts]);
 }
 
+/*
+ * Replaces the stamp of a path (k, when known) with stamp; path NULL
+ * deletes it.  In parallel mode nothing may be written: it is kept.
+ */
 static void
 put_stamp(Apply *a, KnownPath *k, const char *path, int64 stamp)
 {
 	TupleTableSlot *slot = a->stamp_slot;
 
+	if (a->mode == APPLY_COLLECT)
+	{
+		MemoryContext old = MemoryContextSwitchTo(a->collect_cxt);
+		StampDue   *due = palloc(sizeof(StampDue));
+
+		due->k = k;
+		due->path = path ? pstrdup(path) : NULL;
+		due->stamp = stamp;
+		a->stamps_due = lappend(a->stamps_due, due);
+		MemoryContextSwitchTo(old);
+		return;
+	}
 	if (k && k->has_stamp)
 		simple_table_tuple_delete(a->stamps, &k->stamp_tid, a->snapshot);
 	if (path == NULL)
@@ -771,6 +870,9 @@ load_known(Apply *a, MemoryContext cxt)
 		k = known_insert(a->known,
 						 TextDatumGetCString(files->old_slot->tts_values[files->path_att - 1]),
 						 &found);
+		if (!found)
+			a->known_bytes += kabsd_worklist_entry_size(strlen(k->path));
+		k->files_tid = files->old_slot->tts_tid;
 		if (!found)
 		{
 			k->has_stamp = false;
@@ -817,7 +919,7 @@ load_known(Apply *a, MemoryContext cxt)
 /* Reads one file and makes every view hold the rows it gives. */
 void
 kabsd_apply_file(Apply *a, KabsdScan *analyzer, const KbEntry *e,
-				 MemoryContext filecxt)
+				 ItemPointer files_tid, MemoryContext filecxt)
 {
 	KbFile	   *file = kabsd_scan_analyze_entry(analyzer, e);
 	MemoryContext old;
@@ -826,34 +928,37 @@ kabsd_apply_file(Apply *a, KabsdScan *analyzer, const KbEntry *e,
 	old = MemoryContextSwitchTo(filecxt);
 	for (int t = 0; t < KT_COUNT; t++)
 		if (view_holds_kind((KabsdTable) t, file->kind))
-			apply_view(a, &a->v[t], e, file, e->relpath);
+			apply_view(a, &a->v[t], e, file, e->relpath, files_tid);
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(filecxt);
 }
 
 /*
- * One file walked: its stamp is brought up to date, and it is listed to
- * be read unless its stamp is unchanged.
+ * One file walked: its stamp is brought up to date.  Returns whether it
+ * must be read: its stamp changed, or the refresh is a full one.
  */
-static void
+static bool
 walk_entry(Apply *a, const KbEntry *entry, int64 stamp, bool full,
-		   WorkList *wl)
+		   ItemPointer files_tid)
 {
 	KnownPath  *k = known_lookup(a->known, (char *) entry->relpath);
 	bool		same_stamp = false;
 
+	ItemPointerSetInvalid(files_tid);
+	if (k && k->in_snapshot)
+		*files_tid = k->files_tid;
 	if (k)
 	{
 		if (k->seen)
-			return;				/* the walk never yields a path twice */
+			return false;		/* the walk never yields a path twice */
 		k->seen = true;
 		same_stamp = k->in_snapshot && k->has_stamp && k->stamp == stamp;
 		if (same_stamp && !full)
-			return;
+			return false;
 	}
 	if (!same_stamp)
 		put_stamp(a, k, entry->relpath, stamp);
-	kabsd_worklist_add(wl, entry);
+	return true;
 }
 
 /* ---------------------------------------------------------------------
@@ -874,12 +979,16 @@ typedef struct WorkEntry
 	uint32		openpath_len;	/* 0: root/relpath */
 	uint32		error_len;
 	bool		has_error;
+	ItemPointerData files_tid;
 	/* then relpath, openpath and error, each NUL-terminated */
 } WorkEntry;
 
-static void
+/* Room for one more entry of more bytes; false when a fixed list is full. */
+static bool
 worklist_reserve(WorkList *wl, Size more)
 {
+	if (wl->cxt == NULL)
+		return wl->len + more <= wl->cap && wl->n < wl->cap_n;
 	if (wl->len + more > wl->cap)
 	{
 		Size		cap = Max(wl->cap * 2, wl->len + more + 8192);
@@ -897,10 +1006,19 @@ worklist_reserve(WorkList *wl, Size more)
 									   MCXT_ALLOC_HUGE) :
 			repalloc_huge(wl->offsets, sizeof(Size) * wl->cap_n);
 	}
+	return true;
 }
 
-void
-kabsd_worklist_add(WorkList *wl, const KbEntry *e)
+/* The bytes an entry of a plain file takes (no link target, no error). */
+Size
+kabsd_worklist_entry_size(Size relpath_len)
+{
+	return MAXALIGN(sizeof(WorkEntry) + relpath_len + 2);
+}
+
+/* Lists an entry; false when a fixed list has no room left for it. */
+bool
+kabsd_worklist_add(WorkList *wl, const KbEntry *e, ItemPointer files_tid)
 {
 	WorkEntry	w;
 	bool		plain = e->relpath_len + e->root_len + 1 == strlen(e->openpath) &&
@@ -911,7 +1029,8 @@ kabsd_worklist_add(WorkList *wl, const KbEntry *e)
 	char	   *p;
 
 	if (wl->root == NULL)
-		wl->root = MemoryContextStrdup(wl->cxt, e->root);
+		wl->root = MemoryContextStrdup(wl->cxt ? wl->cxt : CurrentMemoryContext,
+									   e->root);
 	Assert(strcmp(wl->root, e->root) == 0);
 	memset(&w, 0, sizeof(w));
 	w.size = e->size;
@@ -924,10 +1043,12 @@ kabsd_worklist_add(WorkList *wl, const KbEntry *e)
 	w.relpath_len = e->relpath_len;
 	w.openpath_len = plain ? 0 : strlen(e->openpath);
 	w.has_error = e->error != NULL;
+	w.files_tid = *files_tid;
 	w.error_len = e->error ? strlen(e->error) : 0;
 	need = MAXALIGN(sizeof(WorkEntry) + w.relpath_len + 1 +
 					(plain ? 0 : w.openpath_len + 1) + w.error_len + 1);
-	worklist_reserve(wl, need);
+	if (!worklist_reserve(wl, need))
+		return false;
 	wl->offsets[wl->n++] = wl->len;
 	p = wl->data + wl->len;
 	memcpy(p, &w, sizeof(w));
@@ -942,6 +1063,7 @@ kabsd_worklist_add(WorkList *wl, const KbEntry *e)
 	if (e->error)
 		memcpy(p, e->error, w.error_len + 1);
 	wl->len += need;
+	return true;
 }
 
 /*
@@ -950,7 +1072,7 @@ kabsd_worklist_add(WorkList *wl, const KbEntry *e)
  */
 void
 kabsd_worklist_entry(const char *data, const char *root, StringInfo pathbuf,
-					 KbEntry *e)
+					 KbEntry *e, ItemPointer files_tid)
 {
 	WorkEntry	w;
 	const char *p = data + sizeof(WorkEntry);
@@ -981,6 +1103,7 @@ kabsd_worklist_entry(const char *data, const char *root, StringInfo pathbuf,
 	e->ctime_nsec = w.ctime_nsec;
 	e->dev = w.dev;
 	e->ino = w.ino;
+	*files_tid = w.files_tid;
 }
 
 /* After the walk: the rows and stamps of every path that is gone. */
@@ -1006,7 +1129,7 @@ apply_gone(Apply *a, MemoryContext filecxt)
 
 			for (int t = 0; t < KT_COUNT; t++)
 				if (view_holds_kind((KabsdTable) t, kind))
-					apply_view(a, &a->v[t], NULL, NULL, k->path);
+					apply_view(a, &a->v[t], NULL, NULL, k->path, &k->files_tid);
 		}
 		if (k->has_stamp)
 			put_stamp(a, k, NULL, 0);
@@ -1099,7 +1222,11 @@ kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 	uint64		salt,
 				h;
 	int64		nfiles = 0;
+	int			nworkers;
 	int			workers = 0;
+	bool		stream;
+	ParallelApply *pa = NULL;
+	ItemPointerData files_tid;
 
 	if (get_call_result_type(fcinfo, NULL, &resdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -1117,9 +1244,19 @@ kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 									ALLOCSET_DEFAULT_SIZES);
 	load_known(&a, CurrentMemoryContext);
 
-	/* the walk: stamps brought up to date, the files to read listed */
+	/*
+	 * The walk: stamps brought up to date, the files to read listed.  A
+	 * full refresh of many files starts its workers first, so that they
+	 * read while the walk goes on; otherwise the walk tells how many files
+	 * are to be read, and whether workers are worth it.
+	 */
 	memset(&wl, 0, sizeof(wl));
 	wl.cxt = CurrentMemoryContext;
+	nworkers = max_parallel_maintenance_workers;
+	stream = full && nworkers > 0 &&
+		a.known->members >= (uint64) Max(1, kabsd_min_parallel_refresh_files);
+	if (stream)
+		kabsd_apply_collect_begin(&a, CurrentMemoryContext);
 	salt = h = kabsd_fingerprint_start(&opts);
 	scan = kabsd_scan_begin(opts.root, opts.max_file_size, KB_SCOPE_ALL, NULL,
 							KABSD_ALL_NEEDS, CurrentMemoryContext);
@@ -1127,18 +1264,39 @@ kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 	{
 		h = kabsd_fingerprint_entry(h, entry);
 		nfiles++;
-		walk_entry(&a, entry, kabsd_file_stamp(salt, entry), full, &wl);
+		if (!walk_entry(&a, entry, kabsd_file_stamp(salt, entry), full, &files_tid))
+			continue;
+		if (!stream)
+			kabsd_worklist_add(&wl, entry, &files_tid);
+		else
+		{
+			/* room for a tenth more files than the snapshot knows */
+			if (pa == NULL)
+				pa = kabsd_parallel_begin(&a, oids, &opts, entry->root,
+										  a.known->members * 11 / 10 + 1024,
+										  a.known_bytes * 11 / 10 +
+										  1024 * kabsd_worklist_entry_size(MAXPGPATH),
+										  nworkers);
+			kabsd_parallel_add(pa, &a, entry, &files_tid);
+		}
 	}
 	kabsd_scan_end(scan);
 
 	/* the files read, by this backend alone or with parallel workers */
-	if (wl.n >= Max(1, kabsd_min_parallel_refresh_files) &&
-		max_parallel_maintenance_workers > 0)
+	if (!stream && wl.n >= Max(1, kabsd_min_parallel_refresh_files) && nworkers > 0)
 	{
+		StringInfoData pathbuf;
+		KbEntry		e;
+
 		kabsd_apply_collect_begin(&a, CurrentMemoryContext);
-		workers = kabsd_apply_parallel(&a, oids, &opts, &wl,
-									   max_parallel_maintenance_workers);
-		flush_collected(&a, filecxt);
+		pa = kabsd_parallel_begin(&a, oids, &opts, wl.root, wl.n, wl.len, nworkers);
+		initStringInfo(&pathbuf);
+		for (int64 i = 0; i < wl.n; i++)
+		{
+			kabsd_worklist_entry(wl.data + wl.offsets[i], wl.root, &pathbuf, &e,
+								 &files_tid);
+			kabsd_parallel_add(pa, &a, &e, &files_tid);
+		}
 	}
 	else if (wl.n > 0)
 	{
@@ -1151,13 +1309,20 @@ kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 		initStringInfo(&pathbuf);
 		for (int64 i = 0; i < wl.n; i++)
 		{
-			kabsd_worklist_entry(wl.data + wl.offsets[i], wl.root, &pathbuf, &e);
-			kabsd_apply_file(&a, analyzer, &e, filecxt);
+			kabsd_worklist_entry(wl.data + wl.offsets[i], wl.root, &pathbuf, &e,
+								 &files_tid);
+			kabsd_apply_file(&a, analyzer, &e, &files_tid, filecxt);
 		}
 		kabsd_scan_end(analyzer);
 	}
+	if (pa)
+		workers = kabsd_parallel_finish(pa, &a);
+	if (a.mode == APPLY_COLLECT)
+		flush_collected(&a, filecxt);
 	apply_gone(&a, filecxt);
 
+	for (int t = 0; t < KT_COUNT; t++)
+		end_path_scan(&a.v[t]);
 	if (a.targets_sum != 0)
 		retarget_links(&a, filecxt);
 

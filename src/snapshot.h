@@ -41,6 +41,7 @@ typedef struct SnapView
 	KabsdBinding *binding;
 	bool	   *wanted;
 	Relation	pathidx;		/* a unique btree index led by path */
+	struct IndexScanDescData *pathscan;	/* on it, kept for every file */
 	AttrNumber	path_att;		/* attribute numbers, 0 when absent */
 	AttrNumber	ordinal_att;
 	AttrNumber	product_att;
@@ -72,6 +73,7 @@ typedef struct Apply
 	EState	   *estate;
 	Snapshot	snapshot;		/* every participant compares with this one */
 	struct known_hash *known;	/* the leader's only */
+	Size		known_bytes;	/* their paths as a list to read would take */
 	struct targets_hash *targets;	/* built when first needed */
 	MemoryContext targets_cxt;	/* holds the maps */
 	uint64		targets_sum;	/* of what items and decisions give targets */
@@ -79,6 +81,7 @@ typedef struct Apply
 	int64		files_read;
 	shm_mq_handle *mqh;			/* APPLY_SEND: to the leader */
 	MemoryContext collect_cxt;	/* APPLY_COLLECT: holds what is kept */
+	List	   *stamps_due;		/* APPLY_COLLECT: stamps to write after */
 } Apply;
 
 /*
@@ -103,7 +106,7 @@ typedef struct ApplyTotals
 /* The files a refresh must read, as the walk found them. */
 typedef struct WorkList
 {
-	MemoryContext cxt;
+	MemoryContext cxt;			/* NULL: fixed size, in shared memory */
 	char	   *root;			/* the walk's resolved root */
 	char	   *data;			/* serialized entries */
 	Size		len;
@@ -118,18 +121,26 @@ extern void kabsd_apply_begin(Apply *a, ApplyMode mode, const Oid *relids,
 							  Snapshot snapshot);
 extern void kabsd_apply_end(Apply *a);
 extern void kabsd_apply_file(Apply *a, KabsdScan *analyzer, const KbEntry *e,
-							 MemoryContext filecxt);
+							 ItemPointer files_tid, MemoryContext filecxt);
 extern void kabsd_apply_collect_begin(Apply *a, MemoryContext cxt);
 extern void kabsd_apply_collect_insert(Apply *a, KabsdTable t, MinimalTuple tup);
 extern void kabsd_apply_collect_delete(Apply *a, KabsdTable t, ItemPointer tid);
-extern void kabsd_worklist_add(WorkList *wl, const KbEntry *e);
+extern bool kabsd_worklist_add(WorkList *wl, const KbEntry *e,
+							   ItemPointer files_tid);
+extern Size kabsd_worklist_entry_size(Size relpath_len);
 extern void kabsd_worklist_entry(const char *data, const char *root,
-								 StringInfo pathbuf, KbEntry *e);
+								 StringInfo pathbuf, KbEntry *e,
+								 ItemPointer files_tid);
 
 /* parallel.c */
-extern int	kabsd_apply_parallel(Apply *a, const Oid *relids,
-								 const KabsdOptions *opts, const WorkList *wl,
-								 int nworkers);
+typedef struct ParallelApply ParallelApply;
+extern ParallelApply *kabsd_parallel_begin(Apply *a, const Oid *relids,
+										   const KabsdOptions *opts,
+										   const char *root, int64 max_files,
+										   Size max_bytes, int nworkers);
+extern void kabsd_parallel_add(ParallelApply *pa, Apply *a, const KbEntry *e,
+							   ItemPointer files_tid);
+extern int	kabsd_parallel_finish(ParallelApply *pa, Apply *a);
 extern int	kabsd_min_parallel_refresh_files;
 
 #endif							/* KABSD_SNAPSHOT_H */
