@@ -784,15 +784,18 @@ apply_view(Apply *a, SnapView *v, const KbEntry *entry, const KbFile *file,
 	}
 	else
 	{
+		MemoryContext filecxt;
+
 		ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
 							   v->pathidx->rd_indcollation[0], F_TEXTEQ,
 							   CStringGetTextDatum(path));
+
 		/*
 		 * One scan of the index for every file: only its key changes.  It
 		 * runs in a context that outlives the file's, since the index AM
 		 * allocates some of its state as it goes (btree's killed items).
 		 */
-		MemoryContext filecxt = MemoryContextSwitchTo(a->estate->es_query_cxt);
+		filecxt = MemoryContextSwitchTo(a->estate->es_query_cxt);
 
 		if (v->pathscan == NULL)
 			v->pathscan = index_beginscan(v->rel, v->pathidx, a->snapshot, 1, 0);
