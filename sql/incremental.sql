@@ -110,6 +110,47 @@ REFRESH MATERIALIZED VIEW inc.checklist WITH NO DATA;
 SELECT status FROM kabsd_refresh('inc');
 SELECT * FROM last_refresh;
 
+-- parallel workers: with the threshold at 0 every refresh that reads a
+-- file shares the reading; the result is the same as a rebuild's
+CREATE VIEW last_parallel AS
+SELECT status, files_read, rows_written > 0 AS wrote, parallel_workers > 0 AS shared
+FROM kabsd.refresh_history WHERE name = 'inc' ORDER BY id DESC LIMIT 1;
+SET kabsd_fdw.min_parallel_refresh_files = 0;
+SET max_parallel_maintenance_workers = 2;
+-- a state edited, an id that links point at moved, a file added, one gone
+\set pedit 'sed -i "/^state:/s/Done/Review/" ' :items '/task/0000/ALP-TSK-0001_parse-frontmatter.md'
+COPY (SELECT 1) TO PROGRAM :'pedit';
+\set preid 'sed -i "s/^id: ALP-USR-0100$/id: ALP-USR-0200/" ' :items '/story/0000/ALP-USR-0001_backlog-queries.md'
+COPY (SELECT 1) TO PROGRAM :'preid';
+\set padd 'printf -- "---\\nid: ALP-TSK-0300\\nuid: 019b8f52-0000-7000-8000-0000000000ef\\nparent: ALP-USR-0200\\n---\\n## Worklog\\n- 2026-01-02 10:00 [agent=a] started\\n" > ' :items '/task/0000/ALP-TSK-0300_parallel.md'
+COPY (SELECT 1) TO PROGRAM :'padd';
+\set pdelete 'rm ' :items '/story/0000/ALP-USR-0001_new.md'
+COPY (SELECT 1) TO PROGRAM :'pdelete';
+SELECT status FROM kabsd_refresh('inc');
+SELECT * FROM last_parallel;
+SELECT count(*) FROM inc.items WHERE id IN ('ALP-TSK-0300', 'ALP-USR-0200', 'ALP-USR-0001');
+BEGIN; SELECT matches_rebuild(); ROLLBACK;
+-- a full refresh starts the workers before its walk: nothing to write
+SELECT status FROM kabsd_refresh('inc', full => true);
+SELECT * FROM last_parallel;
+-- the stamps lost and a file rewritten (its mtime moved): every stamp is
+-- written once the workers are done, and the new mtime lands
+TRUNCATE inc_stage.stamps;
+COPY (SELECT 1) TO PROGRAM :'edit';
+SELECT status FROM kabsd_refresh('inc', full => true);
+SELECT * FROM last_parallel;
+SELECT (SELECT count(*) FROM inc_stage.stamps) = (SELECT count(*) FROM inc.files) AS stamped;
+BEGIN; SELECT matches_rebuild(); ROLLBACK;
+SELECT status FROM kabsd_refresh('inc');
+-- no workers allowed: the backend reads alone
+SET max_parallel_maintenance_workers = 0;
+SELECT status FROM kabsd_refresh('inc', full => true);
+SELECT * FROM last_parallel;
+RESET max_parallel_maintenance_workers;
+RESET kabsd_fdw.min_parallel_refresh_files;
+SET kabsd_fdw.no_such_setting = 1;  -- ERROR
+DROP VIEW last_parallel;
+
 -- the in-place writer checks what it is given
 SELECT inserted FROM kabsd_snapshot_apply('inc', ARRAY['inc.files']::regclass[], 'inc_stage.stamps', false);  -- ERROR
 SELECT inserted FROM kabsd_snapshot_apply('inc', ARRAY['inc.files', 'inc.items', 'inc.decisions',
