@@ -126,9 +126,15 @@ COPY (SELECT 1) TO PROGRAM :'preid';
 COPY (SELECT 1) TO PROGRAM :'padd';
 \set pdelete 'rm ' :items '/story/0000/ALP-USR-0001_new.md'
 COPY (SELECT 1) TO PROGRAM :'pdelete';
+-- and a body larger than work_mem: the rows kept for writing go to disk
+\set pbig '(printf -- "---\\nid: ALP-TSK-0301\\n---\\n## Context\\n"; yes lorem | head -c 300000) > ' :items '/task/0000/ALP-TSK-0301_big.md'
+COPY (SELECT 1) TO PROGRAM :'pbig';
+SET work_mem = '64kB';
 SELECT status FROM kabsd_refresh('inc');
+RESET work_mem;
 SELECT * FROM last_parallel;
 SELECT count(*) FROM inc.items WHERE id IN ('ALP-TSK-0300', 'ALP-USR-0200', 'ALP-USR-0001');
+SELECT length(content) FROM inc.sections WHERE item_id = 'ALP-TSK-0301';
 BEGIN; SELECT matches_rebuild(); ROLLBACK;
 -- a full refresh starts the workers before its walk: nothing to write
 SELECT status FROM kabsd_refresh('inc', full => true);

@@ -693,6 +693,8 @@ flush_collected(Apply *a, MemoryContext rowcxt)
 		{
 			CHECK_FOR_INTERRUPTS();
 			write_row(a, v, v->min_slot);
+			/* a row read back from disk is in rowcxt: the slot lets go first */
+			ExecClearTuple(v->min_slot);
 			MemoryContextReset(rowcxt);
 		}
 		MemoryContextSwitchTo(old);
