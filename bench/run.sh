@@ -5,7 +5,8 @@
 #   (a) SELECT count(*) on the live files   (walk and stat only)
 #   (b) SELECT count(*) on the live items   (frontmatter only)
 #   (c) a full kabsd_refresh() of all seven tables: every file read and
-#       compared with the snapshot, in place (readers never blocked)
+#       compared with the snapshot, in place (readers never blocked), with
+#       parallel workers as configured, and with none (one core)
 #   (c0) a rebuild from nothing: every view emptied, then kabsd_refresh()
 #   (c1) a kabsd_refresh() after one item was edited, (c2) after 1% were
 #   (d) a kabsd_refresh() when nothing changed
@@ -59,6 +60,8 @@ live_files() { sql_seconds "SELECT count(*) FROM bench_live.files"; }
 live_items() { sql_seconds "SELECT count(*) FROM bench_live.items"; }
 # a full refresh: every file read, parsed and compared with the snapshot
 full_refresh() { sql_seconds "SELECT count(*) FROM kabsd_refresh('bench', full => true)"; }
+full_refresh_alone() { PGOPTIONS="-c max_parallel_maintenance_workers=0" full_refresh; }
+workers() { psql -X -q -t -A -d postgres -c "SELECT parallel_workers FROM kabsd.refresh_history WHERE name = 'bench' ORDER BY id DESC LIMIT 1"; }
 # a rebuild: every view emptied (as after clearing the database), then
 # rebuilt from one read of each file, indexes included
 clear_views="DO \$\$ DECLARE t text; BEGIN FOREACH t IN ARRAY kabsd_tables() LOOP
@@ -139,6 +142,8 @@ fy=$(runs floor_yaml)
 a=$(runs live_files)
 b=$(runs live_items)
 c=$(RUNS=3 runs full_refresh)
+cw=$(workers)
+cs=$(RUNS=3 runs full_refresh_alone)
 c0=$(RUNS=3 runs rebuild)
 c1=$(runs one_edit)
 c2=$(runs pull_edit)
@@ -162,7 +167,8 @@ share() { awk -v a="$1" -v f="$c" 'BEGIN {printf "%.1f%% of a full refresh", 100
 	row "floor: walk + read + libyaml events (C)" "$fy" ""
 	row "(a) live files, count(*)" "$a" "$(awk -v a="$a" -v f="$fw" 'BEGIN {printf "%.2fx the walk floor", a / f}')"
 	row "(b) live items, count(*)" "$b" "$(awk -v a="$b" -v f="$fy" 'BEGIN {printf "%.2fx the libyaml floor", a / f}')"
-	row "(c) full kabsd_refresh(), 7 tables, in place" "$c" "every file read and compared; $(vs_python "$c")"
+	row "(c) full kabsd_refresh(), 7 tables, in place" "$c" "every file read and compared, $cw parallel workers; $(vs_python "$c")"
+	row "(c) the same, no parallel workers" "$cs" "one core; $(vs_python "$cs")"
 	row "(c0) rebuild from nothing, 7 tables and indexes" "$c0" "$(vs_python "$c0")"
 	row "(c1) kabsd_refresh() after one item's state changed" "$c1" "$(share "$c1")"
 	row "(c2) kabsd_refresh() after 1% of the items changed" "$c2" "$(share "$c2")"

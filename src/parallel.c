@@ -46,6 +46,10 @@ int			kabsd_min_parallel_refresh_files = 1000;
 #define KEY_ENTRIES		UINT64CONST(0x6B61627364000003)
 #define KEY_QUEUES		UINT64CONST(0x6B61627364000004)
 
+/* the header of a message is sent as it is, with the padding MAXALIGN adds */
+StaticAssertDecl(sizeof(ApplyMsg) == MAXALIGN(sizeof(ApplyMsg)),
+				 "ApplyMsg must need no padding");
+
 /* A worker's queue to the leader: room for a few files' rows. */
 #define QUEUE_SIZE		((Size) 1024 * 1024)
 
