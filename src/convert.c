@@ -372,8 +372,7 @@ key_datum(const KbFile *f, const char *key, Oid type, bool *isnull)
 }
 
 /* ---------------------------------------------------------------------
- * One row.  Columns are addressed by their name in the table's def; the
- * switch on (table, column name) is kept in one place per table.
+ * One row.  A column is computed by its field, in one switch.
  * ---------------------------------------------------------------------
  */
 
@@ -397,184 +396,143 @@ owner_ids(const KbFile *f, bool *has_uid, const unsigned char **uid,
 }
 
 static Datum
-column_datum(KabsdTable table, const char *col, const KbEntry *e,
-			 const KbFile *f, size_t row, bool *isnull)
+column_datum(KabsdField field, const KbEntry *e, const KbFile *f, size_t row,
+			 bool *isnull)
 {
-	KbText		relpath = {e->relpath, e->relpath_len};
+	const KbItem *it = &f->item;
+	const KbDecision *d = &f->decision;
 
-	/* columns every table has */
-	if (strcmp(col, "path") == 0)
-		return text_datum(relpath, isnull);
-	if (strcmp(col, "product") == 0)
-		return text_datum(f->product, isnull);
-	if (strcmp(col, "mtime") == 0)
-		return mtime_datum(e);
-
-	switch (table)
+	switch (field)
 	{
-		case KT_FILES:
-			if (strcmp(col, "kind") == 0)
-				return CStringGetTextDatum(kb_kind_name(f->kind));
-			if (strcmp(col, "size") == 0)
-				return Int64GetDatum(e->size);
-			if (strcmp(col, "has_frontmatter") == 0)
+		case KF_PATH:
 			{
-				if (!f->was_read)
-					break;
-				return BoolGetDatum(f->has_frontmatter);
-			}
-			if (strcmp(col, "error") == 0)
-				return cstr_datum(kb_file_error(f), isnull);
-			break;
-		case KT_ITEMS:
-			{
-				const KbItem *it = &f->item;
+				KbText		relpath = {e->relpath, e->relpath_len};
 
-				if (strcmp(col, "uid") == 0)
-					return uuid_datum(it->has_uid, it->uid, isnull);
-				if (strcmp(col, "id") == 0)
-					return text_datum(it->id, isnull);
-				if (strcmp(col, "type") == 0)
-					return text_datum(it->type, isnull);
-				if (strcmp(col, "state") == 0)
-					return text_datum(it->state, isnull);
-				if (strcmp(col, "title") == 0)
-					return text_datum(it->title, isnull);
-				if (strcmp(col, "priority") == 0)
-					return text_datum(it->priority, isnull);
-				if (strcmp(col, "parent") == 0)
-					return text_datum(it->parent, isnull);
-				if (strcmp(col, "area") == 0)
-					return text_datum(it->area, isnull);
-				if (strcmp(col, "iteration") == 0)
-					return text_datum(it->iteration, isnull);
-				if (strcmp(col, "owner") == 0)
-					return text_datum(it->owner, isnull);
-				if (strcmp(col, "tags") == 0)
-					return text_array_datum(&it->tags, isnull);
-				if (strcmp(col, "decisions") == 0)
-					return text_array_datum(&it->decisions, isnull);
-				if (strcmp(col, "created") == 0)
-					return date_datum(it->has_created, &it->created, isnull);
-				if (strcmp(col, "updated") == 0)
-					return date_datum(it->has_updated, &it->updated, isnull);
-				if (strcmp(col, "frontmatter") == 0)
-					return jsonb_datum(f->fm, isnull);
-				if (strcmp(col, "body") == 0)
-					return text_datum(f->body, isnull);
-				break;
+				return text_datum(relpath, isnull);
 			}
-		case KT_DECISIONS:
-			{
-				const KbDecision *d = &f->decision;
+		case KF_PRODUCT:
+			return text_datum(f->product, isnull);
+		case KF_MTIME:
+			return mtime_datum(e);
+		case KF_FRONTMATTER:
+			return jsonb_datum(f->fm, isnull);
+		case KF_BODY:
+			return text_datum(f->body, isnull);
 
-				if (strcmp(col, "uid") == 0)
-					return uuid_datum(d->has_uid, d->uid, isnull);
-				if (strcmp(col, "id") == 0)
-					return text_datum(d->id, isnull);
-				if (strcmp(col, "title") == 0)
-					return text_datum(d->title, isnull);
-				if (strcmp(col, "status") == 0)
-					return text_datum(d->status, isnull);
-				if (strcmp(col, "date") == 0)
-					return date_datum(d->has_date, &d->date, isnull);
-				if (strcmp(col, "deciders") == 0)
-					return text_array_datum(&d->deciders, isnull);
-				if (strcmp(col, "related_items") == 0)
-					return text_array_datum(&d->related_items, isnull);
-				if (strcmp(col, "supersedes") == 0)
-					return text_datum(d->supersedes, isnull);
-				if (strcmp(col, "superseded_by") == 0)
-					return text_datum(d->superseded_by, isnull);
-				if (strcmp(col, "tags") == 0)
-					return text_array_datum(&d->tags, isnull);
-				if (strcmp(col, "frontmatter") == 0)
-					return jsonb_datum(f->fm, isnull);
-				if (strcmp(col, "body") == 0)
-					return text_datum(f->body, isnull);
+		case KF_FILE_KIND:
+			return CStringGetTextDatum(kb_kind_name(f->kind));
+		case KF_FILE_SIZE:
+			return Int64GetDatum(e->size);
+		case KF_FILE_HAS_FRONTMATTER:
+			if (!f->was_read)
 				break;
-			}
-		default:
+			return BoolGetDatum(f->has_frontmatter);
+		case KF_FILE_ERROR:
+			return cstr_datum(kb_file_error(f), isnull);
+
+		case KF_ITEM_UID:
+			return uuid_datum(it->has_uid, it->uid, isnull);
+		case KF_ITEM_ID:
+			return text_datum(it->id, isnull);
+		case KF_ITEM_TYPE:
+			return text_datum(it->type, isnull);
+		case KF_ITEM_STATE:
+			return text_datum(it->state, isnull);
+		case KF_ITEM_TITLE:
+			return text_datum(it->title, isnull);
+		case KF_ITEM_PRIORITY:
+			return text_datum(it->priority, isnull);
+		case KF_ITEM_PARENT:
+			return text_datum(it->parent, isnull);
+		case KF_ITEM_AREA:
+			return text_datum(it->area, isnull);
+		case KF_ITEM_ITERATION:
+			return text_datum(it->iteration, isnull);
+		case KF_ITEM_OWNER:
+			return text_datum(it->owner, isnull);
+		case KF_ITEM_TAGS:
+			return text_array_datum(&it->tags, isnull);
+		case KF_ITEM_DECISIONS:
+			return text_array_datum(&it->decisions, isnull);
+		case KF_ITEM_CREATED:
+			return date_datum(it->has_created, &it->created, isnull);
+		case KF_ITEM_UPDATED:
+			return date_datum(it->has_updated, &it->updated, isnull);
+
+		case KF_DECISION_UID:
+			return uuid_datum(d->has_uid, d->uid, isnull);
+		case KF_DECISION_ID:
+			return text_datum(d->id, isnull);
+		case KF_DECISION_TITLE:
+			return text_datum(d->title, isnull);
+		case KF_DECISION_STATUS:
+			return text_datum(d->status, isnull);
+		case KF_DECISION_DATE:
+			return date_datum(d->has_date, &d->date, isnull);
+		case KF_DECISION_DECIDERS:
+			return text_array_datum(&d->deciders, isnull);
+		case KF_DECISION_RELATED_ITEMS:
+			return text_array_datum(&d->related_items, isnull);
+		case KF_DECISION_SUPERSEDES:
+			return text_datum(d->supersedes, isnull);
+		case KF_DECISION_SUPERSEDED_BY:
+			return text_datum(d->superseded_by, isnull);
+		case KF_DECISION_TAGS:
+			return text_array_datum(&d->tags, isnull);
+
+		case KF_OWNER_UID:
+		case KF_OWNER_ID:
 			{
 				bool		has_uid;
 				const unsigned char *uid;
 				KbText		id;
 
 				owner_ids(f, &has_uid, &uid, &id);
-				if (strcmp(col, "source_uid") == 0 || strcmp(col, "item_uid") == 0)
+				if (field == KF_OWNER_UID)
 					return uuid_datum(has_uid, uid, isnull);
-				if (strcmp(col, "source_id") == 0 || strcmp(col, "item_id") == 0)
-					return text_datum(id, isnull);
-				if (strcmp(col, "ordinal") == 0)
-					return Int32GetDatum((int32) row + 1);
-				break;
+				return text_datum(id, isnull);
 			}
-	}
+		case KF_ORDINAL:
+			return Int32GetDatum((int32) row + 1);
 
-	switch (table)
-	{
-		case KT_LINKS:
-			{
-				const KbLink *l = &f->links.links[row];
+		case KF_LINK_TYPE:
+			return CStringGetTextDatum(kb_link_type_name(f->links.links[row].type));
+		case KF_LINK_TARGET_ID:
+			return text_datum(f->links.links[row].target, isnull);
 
-				if (strcmp(col, "type") == 0)
-					return CStringGetTextDatum(kb_link_type_name(l->type));
-				if (strcmp(col, "target_id") == 0)
-					return text_datum(l->target, isnull);
+		case KF_WORKLOG_AT:
+			if (!f->md.worklog[row].has_at)
 				break;
-			}
-		case KT_WORKLOG:
-			{
-				const KbWorklogEntry *w = &f->md.worklog[row];
+			return TimestampGetDatum(timestamp_from(&f->md.worklog[row].at));
+		case KF_WORKLOG_AGENT:
+			return text_datum(f->md.worklog[row].agent, isnull);
+		case KF_WORKLOG_MODEL:
+			return text_datum(f->md.worklog[row].model, isnull);
+		case KF_WORKLOG_MESSAGE:
+			return text_datum(f->md.worklog[row].message, isnull);
+		case KF_WORKLOG_NEW_STATE:
+			return text_datum(f->md.worklog[row].new_state, isnull);
 
-				if (strcmp(col, "at") == 0)
-				{
-					if (!w->has_at)
-						break;
-					return TimestampGetDatum(timestamp_from(&w->at));
-				}
-				if (strcmp(col, "agent") == 0)
-					return text_datum(w->agent, isnull);
-				if (strcmp(col, "model") == 0)
-					return text_datum(w->model, isnull);
-				if (strcmp(col, "message") == 0)
-					return text_datum(w->message, isnull);
-				if (strcmp(col, "new_state") == 0)
-					return text_datum(w->new_state, isnull);
-				break;
-			}
-		case KT_SECTIONS:
-			{
-				const KbSection *s = &f->md.sections[row];
+		case KF_SECTION_LEVEL:
+			return Int32GetDatum(f->md.sections[row].level);
+		case KF_SECTION_HEADING:
+			return text_datum(f->md.sections[row].heading, isnull);
+		case KF_SECTION_CONTENT:
+			return text_datum(f->md.sections[row].content, isnull);
 
-				if (strcmp(col, "level") == 0)
-					return Int32GetDatum(s->level);
-				if (strcmp(col, "heading") == 0)
-					return text_datum(s->heading, isnull);
-				if (strcmp(col, "content") == 0)
-					return text_datum(s->content, isnull);
-				break;
-			}
-		case KT_CHECKLIST:
+		case KF_CHECK_SECTION:
 			{
 				const KbCheck *c = &f->md.checks[row];
+				KbText		none = {NULL, 0};
 
-				if (strcmp(col, "section") == 0)
-				{
-					KbText		none = {NULL, 0};
-
-					return text_datum(c->section >= 0
-									  ? f->md.sections[c->section].heading
-									  : none, isnull);
-				}
-				if (strcmp(col, "checked") == 0)
-					return BoolGetDatum(c->checked);
-				if (strcmp(col, "text") == 0)
-					return text_datum(c->text, isnull);
-				break;
+				return text_datum(c->section >= 0
+								  ? f->md.sections[c->section].heading
+								  : none, isnull);
 			}
-		default:
-			break;
+		case KF_CHECK_CHECKED:
+			return BoolGetDatum(f->md.checks[row].checked);
+		case KF_CHECK_TEXT:
+			return text_datum(f->md.checks[row].text, isnull);
 	}
 	*isnull = true;
 	return (Datum) 0;
@@ -603,7 +561,7 @@ kabsd_fill_row(const KabsdBinding *b, const bool *wanted, const KbEntry *e,
 		if (col->colid == KABSD_COL_KEY)
 			values[i] = key_datum(f, col->key, col->type, &isnull[i]);
 		else
-			values[i] = column_datum(b->table, def->cols[col->colid].name, e,
-									 f, row, &isnull[i]);
+			values[i] = column_datum(def->cols[col->colid].field, e, f, row,
+									 &isnull[i]);
 	}
 }

@@ -175,7 +175,7 @@ product_restriction(RelOptInfo *baserel, const KabsdBinding *b)
 
 	for (int i = 0; i < b->natts; i++)
 		if (b->cols[i].colid >= 0 &&
-			strcmp(kabsd_tables[b->table].cols[b->cols[i].colid].name, "product") == 0)
+			kabsd_tables[b->table].cols[b->cols[i].colid].field == KF_PRODUCT)
 			product_attno = i + 1;
 	if (product_attno == 0)
 		return NULL;

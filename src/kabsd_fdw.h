@@ -30,10 +30,68 @@ typedef enum KabsdTable
 	KT_COUNT
 } KabsdTable;
 
+/*
+ * What a column of the data model holds.  A name shared by two tables
+ * (id, title, tags) is two fields when its source differs.
+ */
+typedef enum KabsdField
+{
+	KF_PATH,
+	KF_PRODUCT,
+	KF_MTIME,
+	KF_FRONTMATTER,
+	KF_BODY,
+	KF_FILE_KIND,
+	KF_FILE_SIZE,
+	KF_FILE_HAS_FRONTMATTER,
+	KF_FILE_ERROR,
+	KF_ITEM_UID,
+	KF_ITEM_ID,
+	KF_ITEM_TYPE,
+	KF_ITEM_STATE,
+	KF_ITEM_TITLE,
+	KF_ITEM_PRIORITY,
+	KF_ITEM_PARENT,
+	KF_ITEM_AREA,
+	KF_ITEM_ITERATION,
+	KF_ITEM_OWNER,
+	KF_ITEM_TAGS,
+	KF_ITEM_DECISIONS,
+	KF_ITEM_CREATED,
+	KF_ITEM_UPDATED,
+	KF_DECISION_UID,
+	KF_DECISION_ID,
+	KF_DECISION_TITLE,
+	KF_DECISION_STATUS,
+	KF_DECISION_DATE,
+	KF_DECISION_DECIDERS,
+	KF_DECISION_RELATED_ITEMS,
+	KF_DECISION_SUPERSEDES,
+	KF_DECISION_SUPERSEDED_BY,
+	KF_DECISION_TAGS,
+	KF_OWNER_UID,				/* source_uid, item_uid */
+	KF_OWNER_ID,				/* source_id, item_id */
+	KF_ORDINAL,
+	KF_LINK_TYPE,
+	KF_LINK_TARGET_ID,
+	KF_WORKLOG_AT,
+	KF_WORKLOG_AGENT,
+	KF_WORKLOG_MODEL,
+	KF_WORKLOG_MESSAGE,
+	KF_WORKLOG_NEW_STATE,
+	KF_SECTION_LEVEL,
+	KF_SECTION_HEADING,
+	KF_SECTION_CONTENT,
+	KF_CHECK_SECTION,
+	KF_CHECK_CHECKED,
+	KF_CHECK_TEXT
+} KabsdField;
+
 /* One column of a table as the data model defines it. */
 typedef struct KabsdColumnDef
 {
 	const char *name;
+	KabsdField	field;
 	Oid			type;
 	const char *sqltype;		/* as IMPORT FOREIGN SCHEMA writes it */
 	int			need;			/* KB_NEED_* flags to compute it */
