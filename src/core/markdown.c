@@ -93,6 +93,7 @@ lines_build(const KbAlloc *a, const char *text, size_t len, KbLines *l)
 {
 	size_t		cap = 0;
 	size_t		i = 0;
+	bool		has_cr = memchr(text, '\r', len) != NULL;
 
 	l->text = text;
 	l->len = len;
@@ -106,8 +107,16 @@ lines_build(const KbAlloc *a, const char *text, size_t len, KbLines *l)
 			return KB_ENOMEM;
 		l->start = s;
 		l->start[l->n++] = i;
-		while (i < len && text[i] != '\n' && text[i] != '\r')
-			i++;
+		if (!has_cr)
+		{
+			/* the usual body: memchr finds each line ending */
+			const char *nl = memchr(text + i, '\n', len - i);
+
+			i = nl ? (size_t) (nl - text) : len;
+		}
+		else
+			while (i < len && text[i] != '\n' && text[i] != '\r')
+				i++;
 		if (i >= len)
 			break;
 		if (text[i] == '\r' && i + 1 < len && text[i + 1] == '\n')

@@ -135,6 +135,9 @@ kb_array_grow(const KbAlloc *a, void *arr, size_t elemsize, size_t *cap,
  * Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing past
  * U+10FFFF.  NUL is refused too, because PostgreSQL text cannot hold it.
  */
+#define ASCII_ONES UINT64_C(0x0101010101010101)
+#define ASCII_HIGH UINT64_C(0x8080808080808080)
+
 bool
 kb_check_utf8(const char *str, size_t len, size_t *bad_offset, bool *is_nul)
 {
@@ -144,11 +147,24 @@ kb_check_utf8(const char *str, size_t len, size_t *bad_offset, bool *is_nul)
 	*is_nul = false;
 	while (i < len)
 	{
-		unsigned char c = s[i];
+		unsigned char c;
 		size_t		n;
 		unsigned char lo = 0x80,
 					hi = 0xBF;
 
+		/* eight bytes at a time while they are ASCII and none is NUL */
+		while (len - i >= 8)
+		{
+			uint64_t	w;
+
+			memcpy(&w, s + i, 8);
+			if (((w | ((w - ASCII_ONES) & ~w)) & ASCII_HIGH) != 0)
+				break;
+			i += 8;
+		}
+		if (i >= len)
+			break;
+		c = s[i];
 		if (c < 0x80)
 		{
 			if (c == 0)

@@ -158,6 +158,22 @@ test_utf8(void)
 	CHECK(!kb_check_utf8("a\0b", 3, &off, &nul) && nul && off == 1);
 	CHECK(kb_utf8_clip("ab\xe2\x82\xac", 4) == 2);
 	CHECK(kb_utf8_clip("ab\xe2\x82\xac", 5) == 5);
+
+	/* long ASCII runs are checked a word at a time: a fault at any offset */
+	for (size_t at = 0; at < 40; at++)
+	{
+		char		s[40];
+
+		memset(s, 'a', sizeof(s));
+		s[at] = '\0';
+		CHECK(!kb_check_utf8(s, sizeof(s), &off, &nul) && nul && off == at);
+		s[at] = (char) 0xff;
+		CHECK(!kb_check_utf8(s, sizeof(s), &off, &nul) && !nul && off == at);
+		s[at] = (char) 0x7f;
+		CHECK(kb_check_utf8(s, sizeof(s), &off, &nul));
+	}
+	CHECK(kb_check_utf8("0123456789abcdef\xc3\xa9 0123456789", 27, &off, &nul));
+	CHECK(!kb_check_utf8("0123456789abcdef\xc3", 17, &off, &nul) && off == 16);
 }
 
 static void
@@ -361,6 +377,18 @@ test_markdown(void)
 		  text_is(md.worklog[0].model, "m") &&
 		  text_is(md.worklog[0].message, "Start\n  - detail"));
 	CHECK(!md.worklog[1].has_at && text_is(md.worklog[1].new_state, "Done"));
+	arena_reset(&ar);
+
+	/* CR LF and a bare CR end lines too; the last line may have no end */
+	body = "# A\r\n\r\ntext\r\n## B\rmore\r\n- [x] done\n### C";
+	CHECK(kb_markdown_analyze(&a, body, strlen(body), KB_MD_CHECKLIST, &md) == KB_OK);
+	CHECK(md.nsections == 3 && text_is(md.sections[0].heading, "A") &&
+		  text_is(md.sections[0].content, "text") &&
+		  text_is(md.sections[1].heading, "B") &&
+		  text_is(md.sections[1].content, "more\r\n- [x] done") &&
+		  text_is(md.sections[2].heading, "C") && md.sections[2].content.len == 0);
+	CHECK(md.nchecks == 1 && text_is(md.checks[0].text, "done") &&
+		  md.checks[0].section == 1);
 	arena_reset(&ar);
 }
 
