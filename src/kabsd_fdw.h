@@ -180,8 +180,8 @@ extern bool kabsd_scan_next_file(KabsdScan *scan, KbEntry **entry,
 								 KbFile **file);
 extern bool kabsd_scan_next_entry(KabsdScan *scan, KbEntry **entry);
 extern KbFile *kabsd_scan_analyze(KabsdScan *scan);
-extern KabsdScan *kabsd_analyzer_begin(int64 max_file_size, int need,
-									   MemoryContext parent);
+extern KabsdScan *kabsd_analyzer_begin(const char *root, int64 max_file_size,
+									   int need, MemoryContext parent);
 extern KbFile *kabsd_scan_analyze_entry(KabsdScan *scan, const KbEntry *e);
 extern void kabsd_scan_end(KabsdScan *scan);
 extern void kabsd_scan_counts(const KabsdScan *scan, int64 *walked,

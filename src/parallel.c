@@ -174,7 +174,8 @@ kabsd_apply_worker_main(dsm_segment *seg, shm_toc *toc)
 	shm_mq_set_sender(mq, MyProc);
 	kabsd_apply_begin(&a, APPLY_SEND, list.sh->views, snapshot);
 	a.mqh = shm_mq_attach(mq, seg, NULL);
-	analyzer = kabsd_analyzer_begin(list.sh->max_file_size, KABSD_ALL_NEEDS, cxt);
+	analyzer = kabsd_analyzer_begin(list.sh->root, list.sh->max_file_size,
+									KABSD_ALL_NEEDS, cxt);
 
 	while (take_files(list.sh, &start, &end))
 		for (int64 i = start; i < end; i++)
@@ -334,7 +335,7 @@ kabsd_parallel_begin(Apply *a, const Oid *relids, const KabsdOptions *opts,
 
 	pa->filecxt = AllocSetContextCreate(CurrentMemoryContext, "kabsd_fdw apply file",
 										ALLOCSET_DEFAULT_SIZES);
-	pa->analyzer = kabsd_analyzer_begin(opts->max_file_size, KABSD_ALL_NEEDS,
+	pa->analyzer = kabsd_analyzer_begin(root, opts->max_file_size, KABSD_ALL_NEEDS,
 										CurrentMemoryContext);
 	return pa;
 }

@@ -16,9 +16,13 @@
 #include "kabsd_fdw.h"
 
 #include <errno.h>
+#include <unistd.h>
+
+#include <fcntl.h>
 
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "storage/fd.h"
 #include "utils/memutils.h"
 
 struct KabsdScan
@@ -31,6 +35,9 @@ struct KabsdScan
 	KbScope		scope;
 	int			need;			/* KB_NEED_* */
 	KbFileOptions fopts;
+	int			root_fd;		/* root_path held open, or -1 */
+	char	   *root_path;
+	MemoryContextCallback root_closer;
 	KbEntry		entry;
 	KbFile		file;
 	int64		walked;			/* counters for EXPLAIN ANALYZE */
@@ -124,6 +131,46 @@ scope_wants(KbScope scope, KbKind kind)
 	}
 }
 
+static void
+close_root(void *arg)
+{
+	KabsdScan  *scan = arg;
+
+	if (scan->root_fd >= 0)
+	{
+		close(scan->root_fd);
+		ReleaseExternalFD();
+		scan->root_fd = -1;
+	}
+}
+
+/*
+ * Holds root open for the scan's life, so that each file is opened
+ * relative to it rather than after opening root again.  The descriptor
+ * goes with the scan's memory (a callback closes it), so an error, or a
+ * subtransaction's end, closes it exactly when the scan itself is gone.
+ * Where root cannot be held open, each file opens it.
+ */
+static void
+open_root(KabsdScan *scan, const char *root)
+{
+	int			fd;
+
+	if (!(scan->need & KB_NEED_READ) || root == NULL || !AcquireExternalFD())
+		return;
+	fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+	{
+		ReleaseExternalFD();
+		return;
+	}
+	scan->root_fd = fd;
+	scan->root_path = MemoryContextStrdup(scan->scan_cxt, root);
+	scan->root_closer.func = close_root;
+	scan->root_closer.arg = scan;
+	MemoryContextRegisterResetCallback(scan->scan_cxt, &scan->root_closer);
+}
+
 /* A scan that has not started walking. */
 static KabsdScan *
 scan_create(int64 max_file_size, KbScope scope, int need, MemoryContext parent)
@@ -147,6 +194,7 @@ scan_create(int64 max_file_size, KbScope scope, int need, MemoryContext parent)
 	init_alloc(&scan->file_alloc, scan->file_cxt);
 	scan->scope = scope;
 	scan->need = need;
+	scan->root_fd = -1;
 	scan->fopts.max_file_size = max_file_size;
 	scan->fopts.yaml.max_nodes = KB_YAML_MAX_NODES;
 	scan->fopts.yaml.max_depth = KB_YAML_MAX_DEPTH;
@@ -180,17 +228,22 @@ kabsd_scan_begin(const char *root, int64 max_file_size, KbScope scope,
 				 errmsg("could not open backlog root \"%s\": %m", root),
 				 errhint("Check that the directory exists and that the database server's operating system user can read it.")));
 	}
+	open_root(scan, kb_walk_root(scan->walk));
 	return scan;
 }
 
 /*
  * A scan that walks nothing: it analyses the entries it is given, which
- * another walk found (kabsd_scan_analyze_entry).
+ * another walk of root found (kabsd_scan_analyze_entry).
  */
 KabsdScan *
-kabsd_analyzer_begin(int64 max_file_size, int need, MemoryContext parent)
+kabsd_analyzer_begin(const char *root, int64 max_file_size, int need,
+					 MemoryContext parent)
 {
-	return scan_create(max_file_size, KB_SCOPE_ALL, need, parent);
+	KabsdScan  *scan = scan_create(max_file_size, KB_SCOPE_ALL, need, parent);
+
+	open_root(scan, root);
+	return scan;
 }
 
 /*
@@ -226,6 +279,12 @@ kabsd_scan_analyze(KabsdScan *scan)
 {
 	ErrorContextCallback errcb;
 	int			rc;
+
+	/* files under the root the scan holds open are opened relative to it */
+	scan->fopts.has_root_fd = scan->root_fd >= 0 &&
+		(scan->entry.root == scan->root_path ||
+		 strcmp(scan->entry.root, scan->root_path) == 0);
+	scan->fopts.root_fd = scan->root_fd;
 
 	errcb.callback = file_error_context;
 	errcb.arg = (void *) scan->entry.relpath;
@@ -270,8 +329,7 @@ kabsd_scan_next_file(KabsdScan *scan, KbEntry **entry, KbFile **file)
 void
 kabsd_scan_end(KabsdScan *scan)
 {
-	/* the walk holds no descriptors (an analyzer has no walk): dropping
-	 * its memory is enough */
+	/* the walk holds no descriptors, and root goes with the memory */
 	MemoryContextDelete(scan->scan_cxt);
 	pfree(scan);
 }

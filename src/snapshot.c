@@ -1305,7 +1305,7 @@ kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 	}
 	else if (wl.n > 0)
 	{
-		KabsdScan  *analyzer = kabsd_analyzer_begin(opts.max_file_size,
+		KabsdScan  *analyzer = kabsd_analyzer_begin(wl.root, opts.max_file_size,
 													KABSD_ALL_NEEDS,
 													CurrentMemoryContext);
 		StringInfoData pathbuf;

@@ -67,7 +67,8 @@ kb_file_analyze(const KbAlloc *a, const KbEntry *e, const KbFileOptions *opts,
 	if (!(need & KB_NEED_READ))
 		return KB_OK;
 
-	rc = kb_read_file(a, e, opts->max_file_size, &f->data, &f->len, &error);
+	rc = kb_read_file(a, e, opts->has_root_fd ? opts->root_fd : -1,
+					  opts->max_file_size, &f->data, &f->len, &error);
 	if (rc != KB_OK)
 		return rc;
 	if (error)

@@ -423,15 +423,20 @@ extern KbWalk *kb_walk_open(const KbAlloc *a, const char *root,
 /* Next entry: 1 with *e filled (valid until the next call), 0 at the end,
  * KB_ENOMEM. */
 extern int	kb_walk_next(KbWalk *w, KbEntry *e);
+/* The root the walk resolved, as its entries give it. */
+extern const char *kb_walk_root(const KbWalk *w);
 extern void kb_walk_close(KbWalk *w);
 
 /*
  * Reads a walked file of at most max_size bytes.  Returns KB_OK with
  * data and len set, or KB_OK with data NULL and error set, or KB_ENOMEM.
- * No file descriptor stays open when it returns.
+ * root_fd is a descriptor of the entry's root (O_PATH will do), or -1 to
+ * have root opened for this file alone.  No descriptor it opens stays open
+ * when it returns.
  */
-extern int	kb_read_file(const KbAlloc *a, const KbEntry *e, int64_t max_size,
-						 char **data, size_t *len, char **error);
+extern int	kb_read_file(const KbAlloc *a, const KbEntry *e, int root_fd,
+						 int64_t max_size, char **data, size_t *len,
+						 char **error);
 
 /* ---------------------------------------------------------------------
  * One file, analysed as far as a query needs (file.c)
@@ -449,6 +454,10 @@ typedef struct KbFileOptions
 {
 	int64_t		max_file_size;
 	KbYamlLimits yaml;
+	bool		has_root_fd;	/* root_fd: a descriptor of the entries' root,
+								 * kept open by the caller (else root is
+								 * opened for each file) */
+	int			root_fd;
 } KbFileOptions;
 
 typedef struct KbFile

@@ -54,13 +54,16 @@ typedef struct KbDirFrame
  * resolved it) relative to root, refusing any symbolic link on the way
  * (openat2 with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS, Linux 5.6).  Where
  * the kernel lacks openat2, the last component is still opened O_NOFOLLOW.
+ * root_fd is root opened by the caller, or -1: then root is opened here
+ * (an open and a close more for each file).
  */
 static int
-open_beneath(const char *root, size_t rootlen, const char *path, int flags)
+open_beneath(const char *root, size_t rootlen, int root_fd, const char *path,
+			 int flags)
 {
 #ifdef SYS_openat2
 	const char *rel = path + rootlen;
-	int			rootfd;
+	int			dirfd = root_fd;
 	int			fd;
 	int			save;
 	struct open_how how;
@@ -72,15 +75,17 @@ open_beneath(const char *root, size_t rootlen, const char *path, int flags)
 		errno = EXDEV;
 		return -1;
 	}
-	rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (rootfd < 0)
+	if (dirfd < 0)
+		dirfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0)
 		return -1;
 	memset(&how, 0, sizeof(how));
 	how.flags = (uint64_t) (flags | O_NOFOLLOW | O_CLOEXEC);
 	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
-	fd = (int) syscall(SYS_openat2, rootfd, *rel ? rel : ".", &how, sizeof(how));
+	fd = (int) syscall(SYS_openat2, dirfd, *rel ? rel : ".", &how, sizeof(how));
 	save = errno;
-	close(rootfd);
+	if (dirfd != root_fd)
+		close(dirfd);
 	errno = save;
 	if (fd >= 0 || errno != ENOSYS)
 		return fd;
@@ -196,7 +201,7 @@ push_dir(KbWalk *w, const char *rel, const char *abs, uint64_t dev,
 			return KB_OK;
 
 	{
-		int			fd = open_beneath(w->root, w->rootlen, abs,
+		int			fd = open_beneath(w->root, w->rootlen, -1, abs,
 									  O_RDONLY | O_DIRECTORY | O_NONBLOCK);
 
 		dir = fd >= 0 ? fdopendir(fd) : NULL;
@@ -349,6 +354,12 @@ special_file_error(mode_t mode)
 	return "not a regular file";
 }
 
+const char *
+kb_walk_root(const KbWalk *w)
+{
+	return w->root;
+}
+
 int
 kb_walk_next(KbWalk *w, KbEntry *e)
 {
@@ -481,8 +492,8 @@ set_error(const KbAlloc *a, char **error, const char *what, int errnum)
  * backend; fstat then refuses it.
  */
 int
-kb_read_file(const KbAlloc *a, const KbEntry *e, int64_t max_size,
-			 char **data, size_t *len, char **error)
+kb_read_file(const KbAlloc *a, const KbEntry *e, int root_fd,
+			 int64_t max_size, char **data, size_t *len, char **error)
 {
 	int			fd;
 	struct stat st;
@@ -493,7 +504,7 @@ kb_read_file(const KbAlloc *a, const KbEntry *e, int64_t max_size,
 	*data = NULL;
 	*len = 0;
 	*error = NULL;
-	fd = open_beneath(e->root, e->root_len, e->openpath,
+	fd = open_beneath(e->root, e->root_len, root_fd, e->openpath,
 					  O_RDONLY | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0 && (errno == EXDEV || errno == ELOOP))
 	{

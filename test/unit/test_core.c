@@ -496,7 +496,7 @@ test_walk(void)
 
 			/* deleted between listing and reading: an error, not a crash */
 			CHECK(unlink(e.openpath) == 0);
-			CHECK(kb_read_file(&a, &e, 1 << 20, &data, &len, &msg) == KB_OK);
+			CHECK(kb_read_file(&a, &e, -1, 1 << 20, &data, &len, &msg) == KB_OK);
 			CHECK(data == NULL && msg && strstr(msg, "could not open file"));
 			saw_gone = true;
 		}
@@ -507,9 +507,14 @@ test_walk(void)
 			size_t		len;
 
 			/* truncated between listing and reading: what is left is read */
+			int			root_fd = open(root, O_PATH | O_DIRECTORY);
+
 			CHECK(truncate(e.openpath, 4) == 0);
-			CHECK(kb_read_file(&a, &e, 1 << 20, &data, &len, &msg) == KB_OK);
+			CHECK(kb_read_file(&a, &e, -1, 1 << 20, &data, &len, &msg) == KB_OK);
 			CHECK(data != NULL && len == 4 && msg == NULL);
+			CHECK(kb_read_file(&a, &e, root_fd, 1 << 20, &data, &len, &msg) == KB_OK);
+			CHECK(data != NULL && len == 4 && memcmp(data, "---\n", 4) == 0);
+			close(root_fd);
 			write_file(e.openpath, "---\nid: A\n---\n");
 		}
 	}
@@ -535,6 +540,9 @@ test_walk(void)
 		char		cmd[1024];
 		bool		refused = false;
 
+		int			root_fd = open(root, O_PATH | O_DIRECTORY);
+
+		CHECK(root_fd >= 0);
 		CHECK(mkdtemp(outside) != NULL);
 		snprintf(path, sizeof(path), "%s/A.md", outside);
 		write_file(path, "---\nid: SECRET\n---\n");
@@ -550,8 +558,12 @@ test_walk(void)
 			snprintf(cmd, sizeof(cmd), "mv %s/products/p/items/t %s/products/p/items/t.moved && ln -s %s %s/products/p/items/t",
 					 root, root, outside, root);
 			CHECK(system(cmd) == 0);
-			CHECK(kb_read_file(&a, &e, 1 << 20, &data, &len, &msg) == KB_OK);
+			CHECK(kb_read_file(&a, &e, -1, 1 << 20, &data, &len, &msg) == KB_OK);
 			refused = data == NULL && msg != NULL && strstr(msg, "symbolic link") != NULL;
+			/* the same through a descriptor of root kept open by the caller */
+			CHECK(kb_read_file(&a, &e, root_fd, 1 << 20, &data, &len, &msg) == KB_OK);
+			refused = refused && data == NULL && msg != NULL &&
+				strstr(msg, "symbolic link") != NULL;
 		}
 		kb_walk_close(w);
 		if (have_openat2())
@@ -560,6 +572,7 @@ test_walk(void)
 			printf("# no openat2 here (valgrind?): the swapped-link check is skipped\n");
 		snprintf(cmd, sizeof(cmd), "rm -rf %s", outside);
 		CHECK(system(cmd) == 0);
+		close(root_fd);
 	}
 
 	CHECK(kb_walk_open(&a, "/no/such/dir", KB_SCOPE_ALL, NULL, &err) == NULL &&
