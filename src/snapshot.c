@@ -425,10 +425,20 @@ static void
 build_targets(Apply *a)
 {
 	MemoryContext old;
+	double		rows = 0;
 
+	/*
+	 * Up to three keys a row (id, id by name, file name): the map is sized
+	 * once from the views' last row counts, not grown (and rehashed) step
+	 * by step.  An estimate that is stale only costs growing past it.
+	 */
+	for (int t = KT_ITEMS; t <= KT_DECISIONS; t++)
+		rows += Max(0, a->v[t].rel->rd_rel->reltuples);
 	MemoryContextReset(a->targets_cxt);
 	old = MemoryContextSwitchTo(a->targets_cxt);
-	a->targets = targets_create(a->targets_cxt, 1024, NULL);
+	a->targets = targets_create(a->targets_cxt,
+								(uint32) Min(Max(rows * 3, 1024), 1 << 22),
+								NULL);
 	for (int t = KT_ITEMS; t <= KT_DECISIONS; t++)
 	{
 		SnapView   *v = &a->v[t];
