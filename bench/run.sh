@@ -61,6 +61,9 @@ live_items() { sql_seconds "SELECT count(*) FROM bench_live.items"; }
 # a full refresh: every file read, parsed and compared with the snapshot
 full_refresh() { sql_seconds "SELECT count(*) FROM kabsd_refresh('bench', full => true)"; }
 full_refresh_alone() { PGOPTIONS="-c max_parallel_maintenance_workers=0" full_refresh; }
+# the backend and one worker: as many processes as this machine has cores,
+# when it has two
+full_refresh_one() { PGOPTIONS="-c max_parallel_maintenance_workers=1" full_refresh; }
 workers() { psql -X -q -t -A -d postgres -c "SELECT parallel_workers FROM kabsd.refresh_history WHERE name = 'bench' ORDER BY id DESC LIMIT 1"; }
 # a rebuild: every view emptied (as after clearing the database), then
 # rebuilt from one read of each file, indexes included
@@ -141,8 +144,9 @@ fw=$(runs floor_walk)
 fy=$(runs floor_yaml)
 a=$(runs live_files)
 b=$(runs live_items)
-c=$(RUNS=3 runs full_refresh)
+c=$(runs full_refresh)
 cw=$(workers)
+c1w=$(runs full_refresh_one)
 cs=$(RUNS=3 runs full_refresh_alone)
 c0=$(RUNS=3 runs rebuild)
 c1=$(runs one_edit)
@@ -151,7 +155,7 @@ load=$(RUNS=3 runs stage_load)
 fts=$(RUNS=1 runs fts_index)
 d=$(runs noop_refresh)
 e=$(runs point_query)
-p=$(RUNS=1 runs python_copy)
+p=$(RUNS=3 runs python_copy)
 read -r anon_kb hwm_kb <<<"$(peak_kb "SELECT count(*) FROM kabsd_refresh('bench', full => true)")"
 read -r anon0_kb hwm0_kb <<<"$(psql -X -q -d postgres -c "$clear_views" >/dev/null; peak_kb "SELECT count(*) FROM kabsd_refresh('bench')")"
 
@@ -167,7 +171,8 @@ share() { awk -v a="$1" -v f="$c" 'BEGIN {printf "%.1f%% of a full refresh", 100
 	row "floor: walk + read + libyaml events (C)" "$fy" ""
 	row "(a) live files, count(*)" "$a" "$(awk -v a="$a" -v f="$fw" 'BEGIN {printf "%.2fx the walk floor", a / f}')"
 	row "(b) live items, count(*)" "$b" "$(awk -v a="$b" -v f="$fy" 'BEGIN {printf "%.2fx the libyaml floor", a / f}')"
-	row "(c) full kabsd_refresh(), 7 tables, in place" "$c" "every file read and compared, $cw parallel workers; $(vs_python "$c")"
+	row "(c) full kabsd_refresh(), 7 tables, in place" "$c" "every file read and compared, $cw parallel workers (max_parallel_maintenance_workers as set: $(psql -X -q -t -A -d postgres -c 'SHOW max_parallel_maintenance_workers')); $(vs_python "$c")"
+	row "(c) the same, one parallel worker" "$c1w" "two processes; $(vs_python "$c1w")"
 	row "(c) the same, no parallel workers" "$cs" "one core; $(vs_python "$cs")"
 	row "(c0) rebuild from nothing, 7 tables and indexes" "$c0" "$(vs_python "$c0")"
 	row "(c1) kabsd_refresh() after one item's state changed" "$c1" "$(share "$c1")"
