@@ -16,9 +16,8 @@
 #include "kabsd_fdw.h"
 
 #include <errno.h>
-#include <unistd.h>
-
 #include <fcntl.h>
+#include <unistd.h>
 
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"

@@ -131,13 +131,14 @@ kb_array_grow(const KbAlloc *a, void *arr, size_t elemsize, size_t *cap,
 	return p;
 }
 
+/* Eight bytes at a time: each byte 0x01, and each byte's high bit. */
+#define ASCII_ONES UINT64_C(0x0101010101010101)
+#define ASCII_HIGH UINT64_C(0x8080808080808080)
+
 /*
  * Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing past
  * U+10FFFF.  NUL is refused too, because PostgreSQL text cannot hold it.
  */
-#define ASCII_ONES UINT64_C(0x0101010101010101)
-#define ASCII_HIGH UINT64_C(0x8080808080808080)
-
 bool
 kb_check_utf8(const char *str, size_t len, size_t *bad_offset, bool *is_nul)
 {
