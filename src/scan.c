@@ -281,8 +281,7 @@ kabsd_scan_analyze(KabsdScan *scan)
 
 	/* files under the root the scan holds open are opened relative to it */
 	scan->fopts.has_root_fd = scan->root_fd >= 0 &&
-		(scan->entry.root == scan->root_path ||
-		 strcmp(scan->entry.root, scan->root_path) == 0);
+		strcmp(scan->entry.root, scan->root_path) == 0;
 	scan->fopts.root_fd = scan->root_fd;
 
 	errcb.callback = file_error_context;

@@ -1273,8 +1273,9 @@ kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 	if (stream)
 		kabsd_apply_collect_begin(&a, CurrentMemoryContext);
 	salt = h = kabsd_fingerprint_start(&opts);
+	/* the walk only lists (need 0): the files are read from the list */
 	scan = kabsd_scan_begin(opts.root, opts.max_file_size, KB_SCOPE_ALL, NULL,
-							KABSD_ALL_NEEDS, CurrentMemoryContext);
+							0, CurrentMemoryContext);
 	while (kabsd_scan_next_entry(scan, &entry))
 	{
 		h = kabsd_fingerprint_entry(h, entry);
@@ -1298,37 +1299,33 @@ kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 	kabsd_scan_end(scan);
 
 	/* the files read, by this backend alone or with parallel workers */
-	if (!stream && wl.n >= Max(1, kabsd_min_parallel_refresh_files) && nworkers > 0)
+	if (wl.n > 0)
 	{
+		KabsdScan  *analyzer = NULL;
 		StringInfoData pathbuf;
 		KbEntry		e;
 
-		kabsd_apply_collect_begin(&a, CurrentMemoryContext);
-		pa = kabsd_parallel_begin(&a, oids, &opts, wl.root, wl.n, wl.len, nworkers);
+		if (wl.n >= Max(1, kabsd_min_parallel_refresh_files) && nworkers > 0)
+		{
+			kabsd_apply_collect_begin(&a, CurrentMemoryContext);
+			pa = kabsd_parallel_begin(&a, oids, &opts, wl.root, wl.n, wl.len,
+									  nworkers);
+		}
+		else
+			analyzer = kabsd_analyzer_begin(wl.root, opts.max_file_size,
+											KABSD_ALL_NEEDS, CurrentMemoryContext);
 		initStringInfo(&pathbuf);
 		for (int64 i = 0; i < wl.n; i++)
 		{
 			kabsd_worklist_entry(wl.data + wl.offsets[i], wl.root, &pathbuf, &e,
 								 &files_tid);
-			kabsd_parallel_add(pa, &a, &e, &files_tid);
+			if (pa)
+				kabsd_parallel_add(pa, &a, &e, &files_tid);
+			else
+				kabsd_apply_file(&a, analyzer, &e, &files_tid, filecxt);
 		}
-	}
-	else if (wl.n > 0)
-	{
-		KabsdScan  *analyzer = kabsd_analyzer_begin(wl.root, opts.max_file_size,
-													KABSD_ALL_NEEDS,
-													CurrentMemoryContext);
-		StringInfoData pathbuf;
-		KbEntry		e;
-
-		initStringInfo(&pathbuf);
-		for (int64 i = 0; i < wl.n; i++)
-		{
-			kabsd_worklist_entry(wl.data + wl.offsets[i], wl.root, &pathbuf, &e,
-								 &files_tid);
-			kabsd_apply_file(&a, analyzer, &e, &files_tid, filecxt);
-		}
-		kabsd_scan_end(analyzer);
+		if (analyzer)
+			kabsd_scan_end(analyzer);
 	}
 	if (pa)
 		workers = kabsd_parallel_finish(pa, &a);
