@@ -9,8 +9,10 @@ CORE_OBJS = src/core/text.o src/core/yaml.o src/core/values.o \
 OBJS = src/kabsd_fdw.o src/options.o src/tables.o src/convert.o \
 	src/scan.o src/refresh.o src/snapshot.o src/parallel.o $(CORE_OBJS)
 
-DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
-DATA = $(wildcard sql/$(EXTENSION)--*--*.sql)
+# The install script and each update script end with the functions, which
+# are written once, in sql/kabsd_fdw_functions.sql.
+UPDATES = $(patsubst sql/updates/%.sql,sql/$(EXTENSION)--%.sql,$(wildcard sql/updates/*.sql))
+DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql $(UPDATES)
 
 SHLIB_LINK = -lyaml -lcmark
 PG_CPPFLAGS = -I$(srcdir)/src
@@ -23,7 +25,7 @@ REGRESS_OPTS = --load-extension=kabsd_fdw
 ISOLATION = refresh_concurrency
 ISOLATION_OPTS = --load-extension=kabsd_fdw
 
-EXTRA_CLEAN = results output_iso regression.diffs regression.out test/unit/test_core test/fuzz/fuzz_core sql/$(EXTENSION)--$(EXTVERSION).sql
+EXTRA_CLEAN = results output_iso regression.diffs regression.out test/unit/test_core test/fuzz/fuzz_core
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -32,8 +34,11 @@ include $(PGXS)
 # PGXS does not track headers: every object depends on them all
 $(OBJS): src/kabsd_fdw.h src/snapshot.h src/core/kb_core.h
 
-sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql $(EXTENSION).control
-	cp $< $@
+sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql sql/$(EXTENSION)_functions.sql $(EXTENSION).control
+	cat sql/$(EXTENSION).sql sql/$(EXTENSION)_functions.sql > $@
+
+sql/$(EXTENSION)--%.sql: sql/updates/%.sql sql/$(EXTENSION)_functions.sql
+	cat $< sql/$(EXTENSION)_functions.sql > $@
 
 # The parsing core on its own, with a plain cc (no PostgreSQL headers).
 CORE_SRCS = $(CORE_OBJS:.o=.c)

@@ -187,15 +187,14 @@ extern void kabsd_scan_end(KabsdScan *scan);
 extern void kabsd_scan_counts(const KabsdScan *scan, int64 *walked,
 							  int64 *read, int64 *errors);
 
-/* refresh.c: the fingerprint, the stamps and the rebuild */
+/* refresh.c: the fingerprint, the stamps and the table catalogue */
 extern void kabsd_server_options(Name servername, KabsdOptions *opts);
 extern uint64 kabsd_fingerprint_start(const KabsdOptions *opts);
 extern uint64 kabsd_fingerprint_entry(uint64 h, const KbEntry *e);
 extern Datum kabsd_fingerprint_text(uint64 h, int64 nfiles);
 extern int64 kabsd_file_stamp(uint64 salt, const KbEntry *e);
-extern void kabsd_check_stamps(Relation rel);
+extern Relation kabsd_open_stamps(void);
 struct ArrayType;
-extern Datum *kabsd_seven_relations(struct ArrayType *arr, const char *func,
-									const char *what);
+extern Datum *kabsd_seven_relations(struct ArrayType *arr);
 
 #endif							/* KABSD_FDW_H */

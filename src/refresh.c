@@ -1,17 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * refresh.c
- *		  The C half of kabsd_refresh(), for the rebuild: one walk that reads
- *		  and parses each file once and writes the rows of all seven tables
- *		  into the staging tables the materialized views are built from, so
- *		  that every view of a snapshot sees each file as it was at one read,
- *		  and each file's stamp; a stat-only fingerprint of the tree that
- *		  tells when nothing changed; and the table catalogue the SQL layer
- *		  builds its objects from.  The refresh in place is snapshot.c.
- *
- * The staging tables are unlogged heaps without indexes, created by
- * kabsd_attach() and truncated by the caller just before the load, so rows
- * go in with heap_insert and a bulk-insert state and nothing else to keep.
+ *		  What kabsd_refresh() needs beside the refresh itself (snapshot.c):
+ *		  a stat-only fingerprint of the tree that tells when nothing
+ *		  changed, each file's stamp and the table that keeps them, and the
+ *		  table catalogue the SQL layer builds the snapshot tables from.
  *
  * src/refresh.c
  *
@@ -19,10 +12,9 @@
  */
 #include "kabsd_fdw.h"
 
-#include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
-#include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "foreign/foreign.h"
@@ -32,12 +24,10 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
-#include "utils/memutils.h"
 #include "utils/rel.h"
 
 PG_FUNCTION_INFO_V1(kabsd_table_columns);
 PG_FUNCTION_INFO_V1(kabsd_fingerprint);
-PG_FUNCTION_INFO_V1(kabsd_stage_load);
 
 /*
  * kabsd_table_columns(): every column of the data model with its type and
@@ -158,21 +148,27 @@ kabsd_fingerprint(PG_FUNCTION_ARGS)
 }
 
 /*
- * The seven relations of a refresh argument, in the order of the data
- * model's tables.
+ * The seven tables of a refresh argument, in the order of the data model's
+ * tables.
  */
 Datum *
-kabsd_seven_relations(ArrayType *arr, const char *func, const char *what)
+kabsd_seven_relations(ArrayType *arr)
 {
 	Datum	   *relids;
+	bool	   *nulls;
 	int			n;
 
 	deconstruct_array(arr, REGCLASSOID, sizeof(Oid), true, TYPALIGN_INT,
-					  &relids, NULL, &n);
+					  &relids, &nulls, &n);
 	if (n != KT_COUNT)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s needs %d %s, got %d", func, KT_COUNT, what, n)));
+				 errmsg("a snapshot has seven tables, not %d", n)));
+	for (int i = 0; i < n; i++)
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("a snapshot table cannot be null")));
 	return relids;
 }
 
@@ -186,159 +182,29 @@ kabsd_file_stamp(uint64 salt, const KbEntry *e)
 	return (int64) kabsd_fingerprint_entry(salt, e);
 }
 
-/* Checks that rel is the (path text, stamp bigint) table of a backlog. */
-void
-kabsd_check_stamps(Relation rel)
-{
-	TupleDesc	desc = RelationGetDescr(rel);
-
-	if (rel->rd_rel->relkind != RELKIND_RELATION || desc->natts != 2 ||
-		TupleDescAttr(desc, 0)->atttypid != TEXTOID ||
-		TupleDescAttr(desc, 1)->atttypid != INT8OID ||
-		RelationGetForm(rel)->relhasindex || rel->trigdesc != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not a kabsd stamps table",
-						RelationGetRelationName(rel)),
-				 errdetail("A stamps table has the columns (path text, stamp bigint) and no indexes or triggers.")));
-	if (!pg_class_ownercheck(RelationGetRelid(rel), GetUserId()))
-		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, RelationGetRelationName(rel));
-}
-
-/* One staging table being written. */
-typedef struct StageTable
-{
-	Relation	rel;
-	KabsdBinding *binding;
-	bool	   *wanted;
-	Datum	   *values;
-	bool	   *nulls;
-	BulkInsertState bistate;
-	int64		rows;
-} StageTable;
-
-static void
-stage_open(StageTable *st, Oid relid, KabsdTable table)
-{
-	Relation	rel = table_open(relid, RowExclusiveLock);
-
-	if (rel->rd_rel->relkind != RELKIND_RELATION ||
-		RelationGetForm(rel)->relhasindex || rel->trigdesc != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not a kabsd staging table",
-						RelationGetRelationName(rel)),
-				 errdetail("A staging table is a plain table without indexes or triggers.")));
-	if (pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_INSERT) != ACLCHECK_OK)
-		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, RelationGetRelationName(rel));
-	st->rel = rel;
-	st->binding = kabsd_bind_columns(rel, table);
-	st->wanted = palloc(sizeof(bool) * Max(1, st->binding->natts));
-	for (int i = 0; i < st->binding->natts; i++)
-		st->wanted[i] = true;
-	st->values = palloc(sizeof(Datum) * Max(1, st->binding->natts));
-	st->nulls = palloc(sizeof(bool) * Max(1, st->binding->natts));
-	st->bistate = GetBulkInsertState();
-	st->rows = 0;
-}
-
 /*
- * kabsd_stage_load(server, stage regclass[7], stamps regclass): fills the
- * staging tables (in the order files, items, decisions, links, worklog,
- * sections, checklist) from one read of each file, and the stamps table
- * with each file's stamp.  This is the rebuild of a snapshot whose views
- * are not populated; a populated one is refreshed in place (snapshot.c).
- * Returns the row counts, the number of files with an error, and the
- * fingerprint of what was read.
+ * Opens kabsd.file_stamps, the stamps of every backlog's files, for
+ * writing.  It is the extension's own table, written only here, so it is
+ * found by name and never taken from the caller.  Rows go in and out by
+ * their TIDs: the table has no index to keep.
  */
-Datum
-kabsd_stage_load(PG_FUNCTION_ARGS)
+Relation
+kabsd_open_stamps(void)
 {
-	ArrayType  *stage = PG_GETARG_ARRAYTYPE_P(1);
-	KabsdOptions opts;
-	StageTable	st[KT_COUNT];
-	Relation	stamps;
-	BulkInsertState stamps_bistate;
-	Datum	   *relids;
-	KabsdScan  *scan;
-	KbEntry    *entry;
-	KbFile	   *file;
-	MemoryContext rowcxt;
-	CommandId	cid = GetCurrentCommandId(true);
-	TupleDesc	resdesc;
-	Datum		result[KT_COUNT + 2];
-	bool		resnull[KT_COUNT + 2];
-	uint64		salt,
-				h;
-	int64		nfiles = 0,
-				errors = 0;
+	Oid			nsp = get_namespace_oid("kabsd", false);
+	Oid			relid = get_relname_relid("file_stamps", nsp);
+	Relation	rel;
+	TupleDesc	desc;
 
-	if (get_call_result_type(fcinfo, NULL, &resdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-	kabsd_server_options(PG_GETARG_NAME(0), &opts);
-	relids = kabsd_seven_relations(stage, "kabsd_stage_load", "staging tables");
-
-	for (int t = 0; t < KT_COUNT; t++)
-		stage_open(&st[t], DatumGetObjectId(relids[t]), (KabsdTable) t);
-	stamps = table_open(PG_GETARG_OID(2), RowExclusiveLock);
-	kabsd_check_stamps(stamps);
-	stamps_bistate = GetBulkInsertState();
-
-	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "kabsd_fdw load row",
-								   ALLOCSET_DEFAULT_SIZES);
-	salt = h = kabsd_fingerprint_start(&opts);
-	scan = kabsd_scan_begin(opts.root, opts.max_file_size, KB_SCOPE_ALL, NULL,
-							KABSD_ALL_NEEDS, CurrentMemoryContext);
-	while (kabsd_scan_next_file(scan, &entry, &file))
-	{
-		MemoryContext old = MemoryContextSwitchTo(rowcxt);
-		Datum		stamp[2];
-		bool		stamp_null[2] = {false, false};
-
-		h = kabsd_fingerprint_entry(h, entry);
-		nfiles++;
-		if (kb_file_error(file) != NULL)
-			errors++;
-		for (int t = 0; t < KT_COUNT; t++)
-		{
-			int			n = kabsd_file_rows((KabsdTable) t, file);
-
-			for (int r = 0; r < n; r++)
-			{
-				kabsd_fill_row(st[t].binding, st[t].wanted, entry, file, r,
-							   st[t].values, st[t].nulls);
-				heap_insert(st[t].rel,
-							heap_form_tuple(RelationGetDescr(st[t].rel),
-											st[t].values, st[t].nulls),
-							cid, 0, st[t].bistate);
-				MemoryContextReset(rowcxt);
-				st[t].rows++;
-			}
-		}
-		stamp[0] = PointerGetDatum(cstring_to_text_with_len(entry->relpath,
-															entry->relpath_len));
-		stamp[1] = Int64GetDatum(kabsd_file_stamp(salt, entry));
-		heap_insert(stamps, heap_form_tuple(RelationGetDescr(stamps), stamp, stamp_null),
-					cid, 0, stamps_bistate);
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(rowcxt);
-	}
-	kabsd_scan_end(scan);
-	MemoryContextDelete(rowcxt);
-
-	FreeBulkInsertState(stamps_bistate);
-	table_close(stamps, NoLock);
-	for (int t = 0; t < KT_COUNT; t++)
-	{
-		FreeBulkInsertState(st[t].bistate);
-		table_close(st[t].rel, NoLock);
-		result[t] = Int64GetDatum(st[t].rows);
-		resnull[t] = false;
-	}
-	result[KT_COUNT] = Int64GetDatum(errors);
-	resnull[KT_COUNT] = false;
-	result[KT_COUNT + 1] = kabsd_fingerprint_text(h, nfiles);
-	resnull[KT_COUNT + 1] = false;
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(resdesc),
-													  result, resnull)));
+	if (!OidIsValid(relid))
+		elog(ERROR, "table kabsd.file_stamps is missing");
+	rel = table_open(relid, RowExclusiveLock);
+	desc = RelationGetDescr(rel);
+	if (rel->rd_rel->relkind != RELKIND_RELATION || desc->natts != 3 ||
+		TupleDescAttr(desc, 0)->atttypid != TEXTOID ||
+		TupleDescAttr(desc, 1)->atttypid != TEXTOID ||
+		TupleDescAttr(desc, 2)->atttypid != INT8OID ||
+		RelationGetForm(rel)->relhasindex || rel->trigdesc != NULL)
+		elog(ERROR, "table kabsd.file_stamps does not have the shape of this version");
+	return rel;
 }

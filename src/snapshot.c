@@ -1,22 +1,23 @@
 /*-------------------------------------------------------------------------
  *
  * snapshot.c
- *		  The refresh of a populated snapshot, in place: one walk that stats
- *		  every file, reads and parses only the files whose stamp changed
- *		  since the last refresh (or every file, when asked for a full
- *		  refresh), and writes into the materialized views only the rows that
- *		  differ from theirs.  That is what REFRESH ... CONCURRENTLY would
- *		  leave behind, without rebuilding and diffing every row of every
- *		  view: the work follows what changed, not the size of the backlog.
+ *		  The refresh of a snapshot: one walk that stats every file, reads
+ *		  and parses only the files whose stamp changed since the last
+ *		  refresh (or every file, when asked for a full refresh), and writes
+ *		  into the snapshot tables only the rows that differ from theirs:
+ *		  the work follows what changed, not the size of the backlog.
  *
- * The views are locked as REFRESH ... CONCURRENTLY locks them (ExclusiveLock):
- * readers go on reading the old rows until the refresh commits.  Rows are
- * written with the table AM and the executor's index maintenance, as logical
- * replication writes a table; the views stay valid materialized views, and
- * the next rebuild (kabsd_stage_load) gives the same rows.
+ * This is the snapshot's only writer.  Rows are written with the table AM
+ * and the executor's index maintenance, as logical replication writes a
+ * table, under the lock any row change takes (RowExclusiveLock): readers
+ * go on reading the old rows until the refresh commits, and a publication
+ * sends the rows that changed, nothing else.  A table that is empty when
+ * the refresh begins (a first attach, a table emptied or restored without
+ * data) is filled by the same code, which then looks nothing up and writes
+ * in batches; its links are resolved once every other table is written.
  *
- * Which paths the snapshot holds comes from its files view, so a stamps
- * table that lost rows can only cost parsing, never leave rows behind.
+ * Which paths the snapshot holds comes from its files table, so a stamp
+ * that was lost can only cost parsing, never leave rows behind.
  *
  * The walk comes first and decides which files to read; reading, parsing
  * and comparing them is shared with parallel workers when there are many
@@ -30,6 +31,7 @@
 #include "snapshot.h"
 
 #include "access/genam.h"
+#include "access/heapam.h"
 #include "access/nbtree.h"
 #include "access/table.h"
 #include "access/tableam.h"
@@ -165,7 +167,62 @@ attnum_of(const SnapView *v, const char *name)
 	return 0;
 }
 
-/* The unique btree index led by path that every view of a snapshot has. */
+/*
+ * A table that was empty when the refresh began is filled in batches, as
+ * COPY fills a table: a batch of rows goes into the heap at once, then
+ * their index entries.  Flushed at BULK_ROWS rows or BULK_BYTES bytes.
+ */
+#define BULK_ROWS	1000
+#define BULK_BYTES	((Size) 4 * 1024 * 1024)
+
+static void
+bulk_begin(Apply *a, SnapView *v)
+{
+	v->bulk = palloc(sizeof(TupleTableSlot *) * BULK_ROWS);
+	for (int i = 0; i < BULK_ROWS; i++)
+		v->bulk[i] = table_slot_create(v->rel, &a->estate->es_tupleTable);
+	v->bistate = GetBulkInsertState();
+}
+
+static void
+bulk_flush(Apply *a, SnapView *v)
+{
+	if (v->nbulk == 0)
+		return;
+	table_multi_insert(v->rel, v->bulk, v->nbulk, GetCurrentCommandId(true), 0,
+					   v->bistate);
+	for (int i = 0; i < v->nbulk; i++)
+	{
+		if (v->rri->ri_NumIndices > 0)
+		{
+			List	   *recheck = ExecInsertIndexTuples(v->rri, v->bulk[i],
+														a->estate, false,
+														false, NULL, NIL);
+
+			list_free(recheck);
+			ResetPerTupleExprContext(a->estate);
+		}
+		ExecClearTuple(v->bulk[i]);
+	}
+	v->inserted += v->nbulk;
+	v->nbulk = 0;
+	v->bulk_bytes = 0;
+}
+
+/* Everything batched goes in: before the tables are read again, and at the end. */
+static void
+bulk_flush_all(Apply *a)
+{
+	for (int t = 0; t < KT_COUNT; t++)
+		if (a->v[t].bulk)
+			bulk_flush(a, &a->v[t]);
+}
+
+/*
+ * The unique btree index led by path that every snapshot table has (its
+ * primary key).  A table that is empty needs none: there is nothing to look
+ * up, and the first fill of a new table builds its indexes after the rows.
+ */
 static Relation
 open_path_index(SnapView *v, LOCKMODE lockmode)
 {
@@ -183,38 +240,46 @@ open_path_index(SnapView *v, LOCKMODE lockmode)
 			return idx;
 		index_close(idx, lockmode);
 	}
+	if (v->empty)
+		return NULL;
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			 errmsg("materialized view \"%s\" has no unique index on its path",
+			 errmsg("snapshot table \"%s\" has no unique index on its path",
 					RelationGetRelationName(v->rel)),
 			 errhint("Detach and attach the backlog again to recreate its snapshot.")));
 	return NULL;				/* keep the compiler quiet */
 }
 
+/* Does the table hold no row that the snapshot sees? */
+static bool
+table_is_empty(Relation rel, Snapshot snapshot, TupleTableSlot *slot)
+{
+	TableScanDesc scan = table_beginscan(rel, snapshot, 0, NULL);
+	bool		empty = !table_scan_getnextslot(scan, ForwardScanDirection, slot);
+
+	table_endscan(scan);
+	ExecClearTuple(slot);
+	return empty;
+}
+
 /*
- * Opens one view: for writing in the leader, locked as REFRESH ...
- * CONCURRENTLY locks it; for reading in a worker, whose lock group is the
- * leader's.
+ * Opens one snapshot table: for writing in the leader, with the lock any
+ * row change takes (readers go on reading); for reading in a worker, whose
+ * lock group is the leader's.
  */
 static void
 open_view(Apply *a, SnapView *v, Oid relid, KabsdTable table, bool write)
 {
-	Relation	rel = table_open(relid, write ? ExclusiveLock : AccessShareLock);
+	Relation	rel = table_open(relid, write ? RowExclusiveLock : AccessShareLock);
 
-	if (rel->rd_rel->relkind != RELKIND_MATVIEW)
+	if (rel->rd_rel->relkind != RELKIND_RELATION)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not a materialized view",
-						RelationGetRelationName(rel))));
+				 errmsg("\"%s\" is not a table", RelationGetRelationName(rel)),
+				 errhint("kabsd_refresh() recreates the snapshot tables of a backlog attached by an earlier version.")));
 	if (!pg_class_ownercheck(relid, GetUserId()))
-		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_MATVIEW,
+		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE,
 					   RelationGetRelationName(rel));
-	if (!RelationIsPopulated(rel))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("materialized view \"%s\" has not been populated",
-						RelationGetRelationName(rel)),
-				 errhint("kabsd_refresh() rebuilds a snapshot whose views are not populated.")));
 	v->table = table;
 	v->rel = rel;
 	v->binding = kabsd_bind_columns(rel, table);
@@ -239,21 +304,29 @@ open_view(Apply *a, SnapView *v, Oid relid, KabsdTable table, bool write)
 		(table >= KT_LINKS && v->ordinal_att == 0))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("materialized view \"%s\" lacks columns of backlog table \"%s\"",
+				 errmsg("snapshot table \"%s\" lacks columns of backlog table \"%s\"",
 						RelationGetRelationName(rel), kabsd_tables[table].name),
 				 errhint("Detach and attach the backlog again to recreate its snapshot.")));
+	v->old_slot = table_slot_create(rel, &a->estate->es_tupleTable);
+	v->new_slot = ExecInitExtraTupleSlot(a->estate, RelationGetDescr(rel),
+										 &TTSOpsVirtual);
+	v->min_slot = ExecInitExtraTupleSlot(a->estate, RelationGetDescr(rel),
+										 &TTSOpsMinimalTuple);
+	/* every participant sees the same snapshot, so finds the same answer */
+	v->empty = table_is_empty(rel, a->snapshot, v->old_slot);
 	v->pathidx = open_path_index(v, write ? RowExclusiveLock : AccessShareLock);
 	if (write)
 	{
 		v->rri = makeNode(ResultRelInfo);
 		InitResultRelInfo(v->rri, rel, 1, NULL, 0);
 		ExecOpenIndices(v->rri, false);
+		/* a published table without a replica identity: say so before
+		 * deleting, as the executor would */
+		if (!v->empty)
+			CheckCmdReplicaIdentity(rel, CMD_DELETE);
+		else
+			bulk_begin(a, v);
 	}
-	v->old_slot = table_slot_create(rel, &a->estate->es_tupleTable);
-	v->new_slot = ExecInitExtraTupleSlot(a->estate, RelationGetDescr(rel),
-										 &TTSOpsVirtual);
-	v->min_slot = ExecInitExtraTupleSlot(a->estate, RelationGetDescr(rel),
-										 &TTSOpsMinimalTuple);
 }
 
 static void
@@ -270,7 +343,10 @@ close_view(SnapView *v)
 	end_path_scan(v);
 	if (v->rri)
 		ExecCloseIndices(v->rri);
-	index_close(v->pathidx, NoLock);
+	if (v->bistate)
+		FreeBulkInsertState(v->bistate);
+	if (v->pathidx)
+		index_close(v->pathidx, NoLock);
 	table_close(v->rel, NoLock);
 }
 
@@ -285,9 +361,18 @@ kabsd_apply_begin(Apply *a, ApplyMode mode, const Oid *relids,
 	memset(a, 0, sizeof(*a));
 	a->mode = mode;
 	a->estate = CreateExecutorState();
+	a->snapshot = RegisterSnapshot(snapshot);
 	for (int t = 0; t < KT_COUNT; t++)
 		open_view(a, &a->v[t], relids[t], (KabsdTable) t, mode != APPLY_SEND);
-	a->snapshot = RegisterSnapshot(snapshot);
+
+	/*
+	 * An empty links table is filled after every other table: its targets
+	 * are then resolved once, against the final items and decisions, rather
+	 * than against tables still filling and then again.
+	 */
+	a->defer_links = a->v[KT_LINKS].empty;
+	if (a->defer_links && mode == APPLY_WRITE)
+		a->v[KT_LINKS].to_insert = tuplestore_begin_heap(false, false, work_mem);
 	/* not under a file's context: the maps outlive the file that first
 	 * needs them */
 	a->targets_cxt = AllocSetContextCreate(CurrentMemoryContext, "kabsd_fdw link targets",
@@ -310,6 +395,19 @@ static char *
 text_or_null(Datum d, bool isnull)
 {
 	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+/* Is a text value the C string s? */
+static bool
+text_is(Datum d, const char *s)
+{
+	struct varlena *t = PG_DETOAST_DATUM_PACKED(d);
+	size_t		len = strlen(s);
+	bool		eq = VARSIZE_ANY_EXHDR(t) == len && memcmp(VARDATA_ANY(t), s, len) == 0;
+
+	if ((Pointer) t != DatumGetPointer(d))
+		pfree(t);
+	return eq;
 }
 
 /* Are two non-null values of an attribute the same bytes (detoasted)? */
@@ -528,12 +626,22 @@ resolve_target(Apply *a, const SnapView *v, Datum *values, bool *nulls)
 	}
 }
 
-/* Writes one row into a view, with its index entries. */
+/* Writes one row into a table, with its index entries. */
 static void
 write_row(Apply *a, SnapView *v, TupleTableSlot *slot)
 {
 	List	   *recheck;
 
+	if (v->bulk)
+	{
+		TupleTableSlot *b = v->bulk[v->nbulk++];
+
+		ExecCopySlot(b, slot);
+		v->bulk_bytes += ExecFetchSlotHeapTuple(b, false, NULL)->t_len;
+		if (v->nbulk == BULK_ROWS || v->bulk_bytes >= BULK_BYTES)
+			bulk_flush(a, v);
+		return;
+	}
 	simple_table_tuple_insert(v->rel, slot);
 	recheck = ExecInsertIndexTuples(v->rri, slot, a->estate, false, false,
 									NULL, NIL);
@@ -575,6 +683,14 @@ insert_row(Apply *a, SnapView *v, const Datum *values, const bool *nulls)
 		case APPLY_WRITE:
 			{
 				TupleTableSlot *slot = v->new_slot;
+
+				if (v->to_insert)
+				{
+					/* links of an empty table, written at the end */
+					tuplestore_putvalues(v->to_insert, desc, (Datum *) values,
+										 (bool *) nulls);
+					break;
+				}
 
 				ExecClearTuple(slot);
 				memcpy(slot->tts_values, values, sizeof(Datum) * desc->natts);
@@ -666,7 +782,8 @@ kabsd_apply_collect_begin(Apply *a, MemoryContext cxt)
 	a->mode = APPLY_COLLECT;
 	a->collect_cxt = cxt;
 	for (int t = 0; t < KT_COUNT; t++)
-		a->v[t].to_insert = tuplestore_begin_heap(false, false, work_mem);
+		if (a->v[t].to_insert == NULL)
+			a->v[t].to_insert = tuplestore_begin_heap(false, false, work_mem);
 	MemoryContextSwitchTo(old);
 }
 
@@ -697,8 +814,11 @@ flush_collected(Apply *a, MemoryContext rowcxt)
 	for (int t = 0; t < KT_COUNT; t++)
 	{
 		SnapView   *v = &a->v[t];
-		MemoryContext old = MemoryContextSwitchTo(rowcxt);
+		MemoryContext old;
 
+		if (t == KT_LINKS && a->defer_links)
+			continue;			/* write_deferred_links() writes them */
+		old = MemoryContextSwitchTo(rowcxt);
 		while (tuplestore_gettupleslot(v->to_insert, true, false, v->min_slot))
 		{
 			CHECK_FOR_INTERRUPTS();
@@ -782,11 +902,15 @@ apply_view(Apply *a, SnapView *v, const KbEntry *entry, const KbFile *file,
 	{
 		kabsd_fill_row(v->binding, v->wanted, entry, file, r,
 					   &values[r * natts], &nulls[r * natts]);
-		if (v->target_att)
+		if (v->target_att && !a->defer_links)
 			resolve_target(a, v, &values[r * natts], &nulls[r * natts]);
 	}
 
-	if (v->table == KT_FILES)
+	if (v->empty)
+	{
+		/* a table empty when the refresh began holds no row of the path */
+	}
+	else if (v->table == KT_FILES)
 	{
 		/* the files view's row of a path was found when the refresh began */
 		if (ItemPointerIsValid(files_tid) &&
@@ -854,15 +978,20 @@ put_stamp(Apply *a, KnownPath *k, const char *path, int64 stamp)
 	if (path == NULL)
 		return;
 	ExecClearTuple(slot);
-	slot->tts_values[0] = CStringGetTextDatum(path);
+	slot->tts_values[0] = a->backlog;
 	slot->tts_isnull[0] = false;
-	slot->tts_values[1] = Int64GetDatum(stamp);
+	slot->tts_values[1] = CStringGetTextDatum(path);
 	slot->tts_isnull[1] = false;
+	slot->tts_values[2] = Int64GetDatum(stamp);
+	slot->tts_isnull[2] = false;
 	ExecStoreVirtualTuple(slot);
 	simple_table_tuple_insert(a->stamps, slot);
 }
 
-/* Reads the paths of the files view and the stamps into a->known. */
+/*
+ * Reads the paths of the files table, and the stamps of this backlog, into
+ * a->known.
+ */
 static void
 load_known(Apply *a, MemoryContext cxt)
 {
@@ -907,9 +1036,10 @@ load_known(Apply *a, MemoryContext cxt)
 
 		CHECK_FOR_INTERRUPTS();
 		slot_getallattrs(slot);
-		if (slot->tts_isnull[0])
-			continue;
-		k = known_insert(a->known, TextDatumGetCString(slot->tts_values[0]), &found);
+		if (slot->tts_isnull[0] || slot->tts_isnull[1] ||
+			!text_is(slot->tts_values[0], NameStr(a->backlog_name)))
+			continue;			/* another backlog's */
+		k = known_insert(a->known, TextDatumGetCString(slot->tts_values[1]), &found);
 		if (!found)
 		{
 			k->in_snapshot = false;
@@ -923,7 +1053,7 @@ load_known(Apply *a, MemoryContext cxt)
 			continue;
 		}
 		k->has_stamp = true;
-		k->stamp = slot->tts_isnull[1] ? 0 : DatumGetInt64(slot->tts_values[1]);
+		k->stamp = slot->tts_isnull[2] ? 0 : DatumGetInt64(slot->tts_values[2]);
 		k->stamp_tid = slot->tts_tid;
 	}
 	table_endscan(scan);
@@ -1153,6 +1283,53 @@ apply_gone(Apply *a, MemoryContext filecxt)
 	}
 }
 
+/* The target maps from the items and decisions as this refresh left them. */
+static void
+build_final_targets(Apply *a)
+{
+	bulk_flush_all(a);
+	CommandCounterIncrement();
+	UnregisterSnapshot(a->snapshot);
+	a->snapshot = RegisterSnapshot(GetLatestSnapshot());
+	build_targets(a);
+}
+
+/*
+ * The links of a table that was empty, kept until every other table was
+ * written: each is resolved once, against the final targets.
+ */
+static void
+write_deferred_links(Apply *a, MemoryContext rowcxt)
+{
+	SnapView   *v = &a->v[KT_LINKS];
+	int			natts = RelationGetDescr(v->rel)->natts;
+	MemoryContext old;
+
+	build_final_targets(a);
+	old = MemoryContextSwitchTo(rowcxt);
+	while (tuplestore_gettupleslot(v->to_insert, true, false, v->min_slot))
+	{
+		TupleTableSlot *slot = v->new_slot;
+
+		CHECK_FOR_INTERRUPTS();
+		slot_getallattrs(v->min_slot);
+		ExecClearTuple(slot);
+		memcpy(slot->tts_values, v->min_slot->tts_values, sizeof(Datum) * natts);
+		memcpy(slot->tts_isnull, v->min_slot->tts_isnull, sizeof(bool) * natts);
+		resolve_target(a, v, slot->tts_values, slot->tts_isnull);
+		ExecStoreVirtualTuple(slot);
+		write_row(a, v, slot);
+		/* a row read back from disk is in rowcxt: the slots let go first */
+		ExecClearTuple(slot);
+		ExecClearTuple(v->min_slot);
+		MemoryContextReset(rowcxt);
+	}
+	MemoryContextSwitchTo(old);
+	tuplestore_end(v->to_insert);
+	v->to_insert = NULL;
+	bulk_flush(a, v);
+}
+
 /*
  * When the targets of items and decisions changed, a link in a file that
  * did not change may resolve differently: every link is checked.
@@ -1167,10 +1344,7 @@ retarget_links(Apply *a, MemoryContext rowcxt)
 	bool	   *nulls = palloc(sizeof(bool) * desc->natts);
 	TupleTableSlot *copy = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
 
-	CommandCounterIncrement();
-	UnregisterSnapshot(a->snapshot);
-	a->snapshot = RegisterSnapshot(GetLatestSnapshot());
-	build_targets(a);
+	build_final_targets(a);
 
 	scan = table_beginscan(v->rel, a->snapshot, 0, NULL);
 	while (table_scan_getnextslot(scan, ForwardScanDirection, v->old_slot))
@@ -1220,7 +1394,7 @@ Datum
 kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 {
 	ArrayType  *views = PG_GETARG_ARRAYTYPE_P(1);
-	bool		full = PG_GETARG_BOOL(3);
+	bool		full = PG_GETARG_BOOL(2);
 	KabsdOptions opts;
 	Apply		a;
 	Datum	   *relids;
@@ -1246,13 +1420,14 @@ kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &resdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	kabsd_server_options(PG_GETARG_NAME(0), &opts);
-	relids = kabsd_seven_relations(views, "kabsd_snapshot_apply", "views");
+	relids = kabsd_seven_relations(views);
 	for (int t = 0; t < KT_COUNT; t++)
 		oids[t] = DatumGetObjectId(relids[t]);
 
 	kabsd_apply_begin(&a, APPLY_WRITE, oids, GetLatestSnapshot());
-	a.stamps = table_open(PG_GETARG_OID(2), ExclusiveLock);
-	kabsd_check_stamps(a.stamps);
+	a.backlog_name = *PG_GETARG_NAME(0);
+	a.backlog = CStringGetTextDatum(NameStr(a.backlog_name));
+	a.stamps = kabsd_open_stamps();
 	a.stamp_slot = ExecInitExtraTupleSlot(a.estate, RelationGetDescr(a.stamps),
 										  &TTSOpsVirtual);
 	filecxt = AllocSetContextCreate(CurrentMemoryContext, "kabsd_fdw apply file",
@@ -1335,8 +1510,11 @@ kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 
 	for (int t = 0; t < KT_COUNT; t++)
 		end_path_scan(&a.v[t]);
-	if (a.targets_sum != 0)
+	if (a.defer_links)
+		write_deferred_links(&a, filecxt);
+	else if (a.targets_sum != 0)
 		retarget_links(&a, filecxt);
+	bulk_flush_all(&a);
 
 	for (int t = 0; t < KT_COUNT; t++)
 	{

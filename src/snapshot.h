@@ -51,12 +51,17 @@ typedef struct SnapView
 	AttrNumber	type_att;
 	AttrNumber	target_id_att;
 	AttrNumber	target_att;
+	bool		empty;			/* no row when the refresh began */
+	TupleTableSlot **bulk;		/* empty tables: rows batched for the heap */
+	int			nbulk;
+	Size		bulk_bytes;
+	struct BulkInsertStateData *bistate;
 	TupleTableSlot *old_slot;
 	TupleTableSlot *new_slot;
 	TupleTableSlot *min_slot;	/* rows kept in a tuplestore */
 	int64		inserted;
 	int64		deleted;
-	/* APPLY_COLLECT: what to write once parallel mode is over */
+	/* APPLY_COLLECT, and the links of an empty table: what to write later */
 	Tuplestorestate *to_insert;
 	ItemPointerData *to_delete;
 	int64		ndelete;
@@ -68,7 +73,10 @@ typedef struct Apply
 {
 	ApplyMode	mode;
 	SnapView	v[KT_COUNT];
-	Relation	stamps;			/* the leader's only */
+	bool		defer_links;	/* the links table was empty: fill it last */
+	Relation	stamps;			/* the leader's only: kabsd.file_stamps */
+	NameData	backlog_name;	/* whose stamps */
+	Datum		backlog;		/* the same, as text */
 	TupleTableSlot *stamp_slot;
 	EState	   *estate;
 	Snapshot	snapshot;		/* every participant compares with this one */

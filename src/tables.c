@@ -214,8 +214,8 @@ kabsd_bind_columns(Relation rel, KabsdTable table)
 			col->colid = KABSD_COL_KEY;
 			continue;
 		}
-		/* the snapshot's links view adds target_uid, which no file gives */
-		if (rel->rd_rel->relkind == RELKIND_MATVIEW && table == KT_LINKS &&
+		/* the snapshot's links table adds target_uid, which no file gives */
+		if (rel->rd_rel->relkind == RELKIND_RELATION && table == KT_LINKS &&
 			strcmp(attname, "target_uid") == 0 && att->atttypid == UUIDOID)
 		{
 			col->colid = KABSD_COL_DERIVED;

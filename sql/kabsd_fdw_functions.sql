@@ -1,0 +1,625 @@
+--------------------------------------------------------------------------
+-- kabsd_fdw's functions.  Every definition here replaces its earlier
+-- version, so the install script and each update script end with this file
+-- (the Makefile appends it): a function is written once.
+--------------------------------------------------------------------------
+
+-- The data model's tables and columns, from the C catalogue.
+CREATE OR REPLACE FUNCTION kabsd_table_columns(
+  OUT table_name text, OUT ordinal integer, OUT column_name text,
+  OUT column_type text, OUT comment text, OUT table_comment text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME'
+LANGUAGE C STRICT STABLE;
+
+CREATE OR REPLACE FUNCTION kabsd_fingerprint(server name)
+RETURNS text
+AS 'MODULE_PATHNAME'
+LANGUAGE C STRICT VOLATILE;
+
+-- The refresh, the snapshot's only writer: the files whose stamp changed
+-- (every file when full) are read, and only rows that differ are written
+-- to the seven tables; a table that is empty is filled in batches; many
+-- files are shared with parallel workers.
+CREATE OR REPLACE FUNCTION kabsd_snapshot_apply(server name, tables regclass[],
+  full boolean, OUT inserted bigint[], OUT deleted bigint[],
+  OUT errors_delta bigint, OUT files_read bigint, OUT fingerprint text,
+  OUT parallel_workers integer)
+RETURNS record
+AS 'MODULE_PATHNAME'
+LANGUAGE C STRICT VOLATILE;
+
+-- The seven tables in the refresh's order.
+CREATE OR REPLACE FUNCTION kabsd_tables()
+RETURNS text[]
+LANGUAGE sql IMMUTABLE
+AS $$ SELECT ARRAY['files', 'items', 'decisions', 'links', 'worklog', 'sections', 'checklist'] $$;
+
+CREATE OR REPLACE FUNCTION kabsd_check_name(name text)
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+BEGIN
+  IF name IS NULL OR name !~ '^[a-z_][a-z0-9_]*$' OR length(name) > 40 THEN
+    RAISE EXCEPTION 'invalid backlog name "%"', name
+      USING ERRCODE = 'invalid_name',
+            HINT = 'Use lower-case letters, digits and underscores, at most 40 characters, starting with a letter or underscore.';
+  END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kabsd_check_attached(name text)
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM kabsd.backlogs k WHERE k.name = kabsd_check_attached.name) THEN
+    RAISE EXCEPTION 'backlog "%" is not attached', kabsd_check_attached.name
+      USING ERRCODE = 'undefined_object',
+            HINT = 'Attach it with kabsd_attach(root, name); kabsd.backlogs lists the attached backlogs.';
+  END IF;
+END
+$$;
+
+-- The snapshot's objects, each created when it is missing: at attach, and
+-- at every refresh, so that a dropped table comes back (and a snapshot of
+-- 0.1.0, made of materialized views, becomes tables).  Tables are created
+-- without indexes, so that a first fill builds them after the rows
+-- (kabsd_snapshot_indexes).  Returns the tables created.
+CREATE OR REPLACE FUNCTION kabsd_snapshot_create(name text)
+RETURNS text[]
+LANGUAGE plpgsql
+SET client_min_messages = warning
+AS $$
+DECLARE
+  n text := kabsd_snapshot_create.name;
+  created text[] := '{}';
+  t text;
+  c record;
+BEGIN
+  -- 0.1.0 kept materialized views over staging tables
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_class r
+             WHERE r.relnamespace = pg_catalog.to_regnamespace(n) AND r.relkind = 'm') THEN
+    FOREACH t IN ARRAY @extschema@.kabsd_tables() LOOP
+      EXECUTE pg_catalog.format('DROP MATERIALIZED VIEW IF EXISTS %I.%I CASCADE', n, t);
+    END LOOP;
+  END IF;
+  EXECUTE pg_catalog.format('DROP SCHEMA IF EXISTS %I CASCADE', n || '_stage');
+
+  IF pg_catalog.to_regnamespace(n) IS NULL THEN
+    EXECUTE pg_catalog.format('CREATE SCHEMA %I', n);
+    EXECUTE pg_catalog.format('COMMENT ON SCHEMA %I IS %L', n,
+      'Snapshot of backlog ' || n || ': written by kabsd_refresh() only, from the Markdown files');
+  END IF;
+
+  -- every other writer is refused: the files are the source of truth.  A
+  -- function of the schema, not of the extension, so that a copy without
+  -- kabsd_fdw has the same guard
+  EXECUTE pg_catalog.format($f$
+    CREATE OR REPLACE FUNCTION %I.refuse_write() RETURNS trigger
+    LANGUAGE plpgsql AS $b$
+    BEGIN
+      RAISE EXCEPTION 'cannot change snapshot table "%%.%%"', TG_TABLE_SCHEMA, TG_TABLE_NAME
+        USING ERRCODE = 'wrong_object_type',
+              DETAIL = 'Backlog tables are read-only: the Markdown files under the backlog root are the source of truth.',
+              HINT = 'Edit the Markdown files instead; kabsd_refresh() brings the snapshot up to date.';
+    END
+    $b$
+    $f$, n);
+  EXECUTE pg_catalog.format('COMMENT ON FUNCTION %I.refuse_write() IS %L', n,
+    'Refuses every write to a snapshot table: only kabsd_refresh() writes them, from the files');
+
+  FOREACH t IN ARRAY @extschema@.kabsd_tables() LOOP
+    CONTINUE WHEN pg_catalog.to_regclass(pg_catalog.format('%I.%I', n, t)) IS NOT NULL;
+    SELECT pg_catalog.string_agg(pg_catalog.format('%I %s%s', k.column_name, k.column_type,
+             CASE WHEN k.column_name IN ('path', 'ordinal') THEN ' NOT NULL' ELSE '' END),
+             ', ' ORDER BY k.ordinal) AS defs,
+           pg_catalog.min(k.table_comment) AS comment
+      INTO c
+    FROM @extschema@.kabsd_table_columns() k WHERE k.table_name = t;
+    IF t = 'links' THEN
+      c.defs := c.defs || ', target_uid uuid';
+    END IF;
+    EXECUTE pg_catalog.format('CREATE TABLE %I.%I (%s)', n, t, c.defs);
+    EXECUTE pg_catalog.format('COMMENT ON TABLE %I.%I IS %L', n, t,
+                              c.comment || ' Snapshot: written by kabsd_refresh() only.');
+    FOR c IN SELECT * FROM @extschema@.kabsd_table_columns() k WHERE k.table_name = t LOOP
+      EXECUTE pg_catalog.format('COMMENT ON COLUMN %I.%I.%I IS %L', n, t, c.column_name, c.comment);
+      -- wide values: lz4 when the server has it
+      IF c.column_name IN ('body', 'frontmatter', 'content', 'message') THEN
+        BEGIN
+          EXECUTE pg_catalog.format('ALTER TABLE %I.%I ALTER COLUMN %I SET COMPRESSION lz4',
+                                    n, t, c.column_name);
+        EXCEPTION WHEN feature_not_supported THEN
+          NULL;  -- a server built without lz4 keeps pglz
+        END;
+      END IF;
+    END LOOP;
+    IF t = 'links' THEN
+      EXECUTE pg_catalog.format('COMMENT ON COLUMN %I.links.target_uid IS %L', n,
+        'uid of the one item or decision of the same product that the target names; NULL when none or several match.');
+    END IF;
+    EXECUTE pg_catalog.format('CREATE TRIGGER refuse_write BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %I.%I
+                               FOR EACH STATEMENT EXECUTE FUNCTION %I.refuse_write()', n, t, n);
+    created := created || t;
+  END LOOP;
+
+  -- the history of this backlog's refreshes, beside its snapshot so that
+  -- a copy can tell how fresh it is
+  IF pg_catalog.to_regclass(pg_catalog.format('%I.refreshes', n)) IS NULL THEN
+    EXECUTE pg_catalog.format($q$CREATE TABLE %I.refreshes (
+      id bigint PRIMARY KEY,
+      started_at timestamptz NOT NULL,
+      duration interval NOT NULL,
+      status text NOT NULL,
+      files bigint, items bigint, decisions bigint, links bigint, worklog bigint,
+      sections bigint, checklist bigint, errors bigint,
+      files_read bigint, rows_written bigint,
+      error text)$q$, n);
+    EXECUTE pg_catalog.format('COMMENT ON TABLE %I.refreshes IS %L', n,
+      'Every kabsd_refresh() of backlog ' || n || ', failed ones included (the newest 1000); the last one not failed tells how fresh the snapshot is');
+    EXECUTE pg_catalog.format('COMMENT ON COLUMN %I.refreshes.status IS %L', n,
+      'refreshed: the changed files were applied; rebuilt: empty tables were filled from every file; unchanged: no file changed; failed: the old snapshot was kept');
+    EXECUTE pg_catalog.format('COMMENT ON COLUMN %I.refreshes.errors IS %L', n, 'Files whose files.error is set');
+    EXECUTE pg_catalog.format('COMMENT ON COLUMN %I.refreshes.error IS %L', n, 'Why the refresh failed');
+  END IF;
+
+  -- for BI tools that cannot read arrays
+  IF pg_catalog.to_regclass(pg_catalog.format('%I.item_tags', n)) IS NULL THEN
+    EXECUTE pg_catalog.format($q$CREATE VIEW %1$I.item_tags AS
+      SELECT i.uid, i.id, t.tag, i.path FROM %1$I.items i, pg_catalog.unnest(i.tags) AS t(tag)$q$, n);
+    EXECUTE pg_catalog.format('COMMENT ON VIEW %I.item_tags IS %L', n,
+      'One row per tag of an item (uid, tag), for tools that cannot read arrays.');
+  END IF;
+  RETURN created;
+END
+$$;
+
+-- Primary keys (the replica identity) and indexes of the snapshot tables,
+-- each built when missing: after a first fill, in bulk.
+CREATE OR REPLACE FUNCTION kabsd_snapshot_indexes(name text)
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+DECLARE
+  n text := kabsd_snapshot_indexes.name;
+  t text;
+BEGIN
+  FOREACH t IN ARRAY @extschema@.kabsd_tables() LOOP
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k
+                   WHERE k.conrelid = pg_catalog.format('%I.%I', n, t)::regclass AND k.contype = 'p') THEN
+      EXECUTE pg_catalog.format('ALTER TABLE %I.%I ADD PRIMARY KEY (%s)', n, t,
+        CASE WHEN t IN ('files', 'items', 'decisions') THEN 'path' ELSE 'path, ordinal' END);
+    END IF;
+  END LOOP;
+  EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS items_uid_idx ON %I.items (uid)', n);
+  EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS items_id_idx ON %I.items (id)', n);
+  EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS items_state_idx ON %I.items (state)', n);
+  EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS items_parent_idx ON %I.items (parent)', n);
+  EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS items_product_idx ON %I.items (product)', n);
+  EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS decisions_id_idx ON %I.decisions (id)', n);
+  EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS links_target_uid_idx ON %I.links (target_uid)', n);
+  EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS worklog_item_uid_idx ON %I.worklog (item_uid)', n);
+  EXECUTE pg_catalog.format($q$CREATE INDEX IF NOT EXISTS sections_fts_idx ON %I.sections USING gin
+    (pg_catalog.to_tsvector('simple'::regconfig, coalesce(heading, '') || ' ' || coalesce(content, '')))$q$, n);
+END
+$$;
+
+-- The tables a publication of the backlog carries.
+CREATE OR REPLACE FUNCTION kabsd_published_tables(name text)
+RETURNS text
+LANGUAGE sql STABLE
+AS $$
+  SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', name, t), ', ' ORDER BY o)
+  FROM pg_catalog.unnest(@extschema@.kabsd_tables() || 'refreshes'::text) WITH ORDINALITY AS u(t, o)
+$$;
+
+-- One refresh, as kabsd_refresh() records it: in kabsd.refresh_history and
+-- in the backlog's own refreshes table (which a copy receives); both keep
+-- the newest 1000.
+CREATE OR REPLACE FUNCTION kabsd_record(res kabsd.refresh_result, views_refreshed integer,
+  files_read bigint, rows_written bigint, workers integer, sqlstate text)
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+DECLARE
+  hid bigint;
+BEGIN
+  INSERT INTO kabsd.refresh_history (name, started_at, duration, status, files,
+    items, decisions, links, worklog, sections, checklist, errors, views_refreshed,
+    files_read, rows_written, parallel_workers, error, sqlstate)
+  VALUES (res.name, res.started_at, res.duration, res.status, res.files, res.items,
+    res.decisions, res.links, res.worklog, res.sections, res.checklist, res.errors,
+    views_refreshed, files_read, rows_written, workers, res.error, sqlstate)
+  RETURNING id INTO hid;
+  DELETE FROM kabsd.refresh_history h
+  WHERE h.name = res.name
+    AND h.id < (SELECT h2.id FROM kabsd.refresh_history h2 WHERE h2.name = res.name
+                ORDER BY h2.id DESC OFFSET 999 LIMIT 1);
+  IF pg_catalog.to_regclass(pg_catalog.format('%I.refreshes', res.name)) IS NOT NULL THEN
+    EXECUTE pg_catalog.format($q$INSERT INTO %I.refreshes (id, started_at, duration, status,
+      files, items, decisions, links, worklog, sections, checklist, errors, files_read,
+      rows_written, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)$q$,
+      res.name)
+    USING hid, res.started_at, res.duration, res.status, res.files, res.items, res.decisions,
+      res.links, res.worklog, res.sections, res.checklist, res.errors, files_read, rows_written,
+      res.error;
+    EXECUTE pg_catalog.format($q$DELETE FROM %1$I.refreshes
+      WHERE id < (SELECT id FROM %1$I.refreshes ORDER BY id DESC OFFSET 999 LIMIT 1)$q$, res.name);
+  END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kabsd_refresh(name text DEFAULT NULL, full boolean DEFAULT false)
+RETURNS SETOF kabsd.refresh_result
+LANGUAGE plpgsql
+AS $$
+DECLARE
+  res kabsd.refresh_result;
+  b record;
+  r record;
+  prev record;
+  tabs text[] := @extschema@.kabsd_tables();
+  created text[];
+  owner oid;
+  t text;
+  fp text;
+  t0 timestamptz;
+  i integer;
+  rebuild boolean;
+  emptied boolean;
+  refreshed integer;
+  files_read bigint;
+  written bigint;
+  workers integer;
+  counts bigint[];
+  n bigint;
+  msg text;
+  state text;
+  detail text;
+BEGIN
+  IF kabsd_refresh.name IS NOT NULL THEN
+    PERFORM @extschema@.kabsd_check_attached(kabsd_refresh.name);
+  END IF;
+
+  FOR b IN SELECT * FROM kabsd.backlogs k
+           WHERE kabsd_refresh.name IS NULL OR k.name = kabsd_refresh.name
+           ORDER BY k.name
+  LOOP
+    -- writing the snapshot is for its owner: the schema's, or while there
+    -- is none, the server's
+    SELECT coalesce((SELECT s.nspowner FROM pg_catalog.pg_namespace s WHERE s.nspname = b.name),
+                    (SELECT v.srvowner FROM pg_catalog.pg_foreign_server v WHERE v.srvname = b.name))
+      INTO owner;
+    IF owner IS NULL OR NOT pg_catalog.pg_has_role(owner, 'USAGE') THEN
+      RAISE EXCEPTION 'permission denied to refresh backlog "%"', b.name
+        USING ERRCODE = 'insufficient_privilege',
+              DETAIL = 'Refreshing writes the snapshot tables, which only their owner may do.',
+              HINT = 'Run kabsd_refresh() as the role that attached the backlog, or schedule it as that role.';
+    END IF;
+    -- one refresh of a backlog at a time: a second one waits here
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('kabsd_refresh:' || b.name, 0));
+    t0 := pg_catalog.clock_timestamp();
+    res.name := b.name;
+    res.started_at := t0;
+    res.error := NULL;
+    files_read := 0;
+    written := 0;
+    refreshed := 0;
+    workers := 0;
+    BEGIN
+      created := @extschema@.kabsd_snapshot_create(b.name);
+      -- read again under the lock: a refresh that ran meanwhile changed it
+      SELECT k.fingerprint INTO b.fingerprint FROM kabsd.backlogs k WHERE k.name = b.name;
+      -- the counts of the last refresh that succeeded
+      SELECT h.files, h.items, h.decisions, h.links, h.worklog, h.sections,
+             h.checklist, h.errors INTO prev
+      FROM kabsd.refresh_history h
+      WHERE h.name = b.name AND h.status <> 'failed'
+      ORDER BY h.id DESC LIMIT 1;
+      counts := ARRAY[prev.files, prev.items, prev.decisions, prev.links, prev.worklog,
+                      prev.sections, prev.checklist, prev.errors];
+
+      -- A rebuild fills empty tables from every file: a table that was
+      -- just created, or that had rows and has none (emptied, or restored
+      -- without data), or no refresh on record
+      rebuild := pg_catalog.cardinality(created) > 0 OR prev.files IS NULL;
+      i := 1;
+      WHILE NOT rebuild AND i <= 7 LOOP
+        IF counts[i] > 0 THEN
+          EXECUTE pg_catalog.format('SELECT NOT EXISTS (SELECT FROM %I.%I)', b.name, tabs[i])
+            INTO emptied;
+          rebuild := emptied;
+        END IF;
+        i := i + 1;
+      END LOOP;
+
+      -- no file changed since the snapshot (the walk's fingerprint is the
+      -- one stored, and the files table holds its rows): nothing is parsed
+      -- or written
+      n := NULL;
+      fp := NULL;
+      IF NOT rebuild AND NOT kabsd_refresh.full THEN
+        fp := @extschema@.kabsd_fingerprint(b.name::name);
+        EXECUTE pg_catalog.format('SELECT count(*) FROM %I.files', b.name) INTO n;
+      END IF;
+      IF fp IS NOT NULL AND fp = b.fingerprint
+         AND n = pg_catalog.split_part(fp, ':', 2)::bigint AND n = prev.files THEN
+        res.status := 'unchanged';
+      ELSE
+        SELECT * INTO r FROM @extschema@.kabsd_snapshot_apply(b.name::name,
+          ARRAY(SELECT pg_catalog.format('%I.%I', b.name, x)::regclass
+                FROM pg_catalog.unnest(tabs) WITH ORDINALITY AS u(x, o) ORDER BY o),
+          kabsd_refresh.full OR rebuild);
+        IF pg_catalog.cardinality(created) > 0 THEN
+          PERFORM @extschema@.kabsd_snapshot_indexes(b.name);
+          -- a table that was dropped and is back joins the publication again
+          IF EXISTS (SELECT 1 FROM pg_catalog.pg_publication p WHERE p.pubname = 'kabsd_' || b.name) THEN
+            EXECUTE pg_catalog.format('ALTER PUBLICATION %I SET TABLE %s', 'kabsd_' || b.name,
+                                      @extschema@.kabsd_published_tables(b.name));
+          END IF;
+        END IF;
+        EXECUTE pg_catalog.format('SELECT count(*) FROM %I.files', b.name) INTO n;
+        IF rebuild OR counts[1] IS NULL OR counts[1] + r.inserted[1] - r.deleted[1] <> n THEN
+          -- no counts to start from, or they do not add up: count
+          counts := '{}';
+          FOREACH t IN ARRAY tabs LOOP
+            EXECUTE pg_catalog.format('SELECT count(*) FROM %I.%I', b.name, t) INTO n;
+            counts := counts || n;
+          END LOOP;
+          EXECUTE pg_catalog.format('SELECT count(*) FROM %I.files WHERE error IS NOT NULL', b.name) INTO n;
+          counts := counts || n;
+        ELSE
+          FOR i IN 1 .. 7 LOOP
+            counts[i] := counts[i] + r.inserted[i] - r.deleted[i];
+          END LOOP;
+          counts[8] := counts[8] + r.errors_delta;
+        END IF;
+        FOR i IN 1 .. 7 LOOP
+          IF r.inserted[i] + r.deleted[i] > 0 THEN
+            refreshed := refreshed + 1;
+          END IF;
+          written := written + r.inserted[i] + r.deleted[i];
+        END LOOP;
+        files_read := r.files_read;
+        workers := r.parallel_workers;
+        fp := r.fingerprint;
+        res.status := CASE WHEN rebuild THEN 'rebuilt' ELSE 'refreshed' END;
+        UPDATE kabsd.backlogs k SET fingerprint = fp, refreshed_at = t0
+        WHERE k.name = b.name;
+      END IF;
+      res.files := counts[1]; res.items := counts[2]; res.decisions := counts[3];
+      res.links := counts[4]; res.worklog := counts[5]; res.sections := counts[6];
+      res.checklist := counts[7]; res.errors := counts[8];
+      res.duration := pg_catalog.clock_timestamp() - t0;
+      PERFORM @extschema@.kabsd_record(res, refreshed, files_read, written, workers, NULL);
+    EXCEPTION WHEN OTHERS THEN
+      -- the subtransaction rolled back: the old snapshot stands
+      GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, state = RETURNED_SQLSTATE,
+                              detail = PG_EXCEPTION_DETAIL;
+      res.files := NULL; res.items := NULL; res.decisions := NULL; res.links := NULL;
+      res.worklog := NULL; res.sections := NULL; res.checklist := NULL; res.errors := NULL;
+      res.status := 'failed';
+      res.error := msg;
+      res.duration := pg_catalog.clock_timestamp() - t0;
+      PERFORM @extschema@.kabsd_record(res, NULL, NULL, NULL, NULL, state);
+      RAISE WARNING 'could not refresh backlog "%": %', b.name, msg
+        USING DETAIL = pg_catalog.concat_ws(' ', 'The previous snapshot is kept.', nullif(detail, '')),
+              HINT = 'See kabsd.refresh_history; the next kabsd_refresh() tries again.';
+    END;
+    PERFORM pg_catalog.pg_notify('kabsd_refresh', pg_catalog.json_build_object(
+      'name', b.name, 'status', res.status, 'files', res.files, 'errors', res.errors,
+      'error', res.error)::text);
+    RETURN NEXT res;
+  END LOOP;
+END
+$$;
+
+COMMENT ON FUNCTION kabsd_refresh(text, boolean) IS
+  'Brings the snapshot of one or every attached backlog up to date with its files; full reads every file, not only those whose stamp changed; a row per backlog';
+
+CREATE OR REPLACE FUNCTION kabsd_attach(root text, name text DEFAULT 'backlog')
+RETURNS SETOF kabsd.refresh_result
+LANGUAGE plpgsql
+AS $$
+DECLARE
+  n text := kabsd_attach.name;
+  live text := kabsd_attach.name || '_live';
+BEGIN
+  PERFORM @extschema@.kabsd_check_name(n);
+  IF EXISTS (SELECT 1 FROM kabsd.backlogs k WHERE k.name = n) THEN
+    RAISE EXCEPTION 'backlog "%" is already attached', n
+      USING ERRCODE = 'duplicate_object',
+            HINT = 'Detach it first with kabsd_detach(name), or attach under another name.';
+  END IF;
+
+  -- the server's validator checks the caller's right to read root
+  EXECUTE pg_catalog.format('CREATE SERVER %I FOREIGN DATA WRAPPER kabsd_fdw OPTIONS (root %L)', n, root);
+  EXECUTE pg_catalog.format('COMMENT ON SERVER %I IS %L', n, 'Backlog ' || root);
+  EXECUTE pg_catalog.format('CREATE SCHEMA %I', live);
+  EXECUTE pg_catalog.format('COMMENT ON SCHEMA %I IS %L', live, 'Live tables over the files of backlog ' || n || ': always current');
+  EXECUTE pg_catalog.format('IMPORT FOREIGN SCHEMA kabsd FROM SERVER %I INTO %I', n, live);
+  INSERT INTO kabsd.backlogs (name, root) VALUES (n, root);
+  -- the snapshot's tables are made, filled and indexed by the first refresh
+  RETURN QUERY SELECT * FROM @extschema@.kabsd_refresh(n);
+END
+$$;
+
+COMMENT ON FUNCTION kabsd_attach(text, text) IS
+  'Attaches a backlog directory: a server, live tables, a snapshot of tables with indexes, and a first refresh';
+
+CREATE OR REPLACE FUNCTION kabsd_detach(name text)
+RETURNS void
+LANGUAGE plpgsql
+SET client_min_messages = warning
+AS $$
+BEGIN
+  PERFORM @extschema@.kabsd_check_attached(kabsd_detach.name);
+  EXECUTE pg_catalog.format('DROP PUBLICATION IF EXISTS %I', 'kabsd_' || kabsd_detach.name);
+  EXECUTE pg_catalog.format('DROP SCHEMA IF EXISTS %I CASCADE', kabsd_detach.name);
+  EXECUTE pg_catalog.format('DROP SCHEMA IF EXISTS %I CASCADE', kabsd_detach.name || '_stage');
+  EXECUTE pg_catalog.format('DROP SCHEMA IF EXISTS %I CASCADE', kabsd_detach.name || '_live');
+  EXECUTE pg_catalog.format('DROP SERVER IF EXISTS %I CASCADE', kabsd_detach.name);
+  DELETE FROM kabsd.file_stamps s WHERE s.backlog = kabsd_detach.name;
+  DELETE FROM kabsd.backlogs k WHERE k.name = kabsd_detach.name;
+END
+$$;
+
+COMMENT ON FUNCTION kabsd_detach(text) IS
+  'Drops an attached backlog: its publication, server, live tables and snapshot (the files are untouched)';
+
+CREATE OR REPLACE FUNCTION kabsd_status(name text DEFAULT 'backlog')
+RETURNS SETOF kabsd.status_result
+LANGUAGE plpgsql
+AS $$
+BEGIN
+  PERFORM @extschema@.kabsd_check_attached(kabsd_status.name);
+  -- the live side reads path, size and mtime only: a walk, nothing parsed
+  RETURN QUERY EXECUTE pg_catalog.format($q$
+    SELECT %1$L::text, (SELECT k.refreshed_at FROM kabsd.backlogs k WHERE k.name = %1$L),
+           count(s.path),
+           count(*) FILTER (WHERE s.path IS NULL),
+           count(*) FILTER (WHERE l.path IS NOT NULL AND s.path IS NOT NULL
+                            AND (l.size <> s.size OR l.mtime <> s.mtime)),
+           count(*) FILTER (WHERE l.path IS NULL),
+           count(*) FILTER (WHERE s.path IS NULL OR l.path IS NULL
+                            OR l.size <> s.size OR l.mtime <> s.mtime) > 0
+    FROM (SELECT path, size, mtime FROM %2$I.files) l
+    FULL JOIN (SELECT path, size, mtime FROM %3$I.files) s ON s.path = l.path$q$,
+    kabsd_status.name, kabsd_status.name || '_live', kabsd_status.name);
+END
+$$;
+
+COMMENT ON FUNCTION kabsd_status(text) IS
+  'How stale a snapshot is: files added, changed (size or mtime) and removed since the last refresh, without parsing';
+
+--------------------------------------------------------------------------
+-- The cloud cache: a publication of the snapshot, and the script that
+-- makes a database without kabsd_fdw ready to subscribe to it
+--------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION kabsd_publish(name text DEFAULT 'backlog')
+RETURNS text
+LANGUAGE plpgsql
+AS $$
+DECLARE
+  pub text := 'kabsd_' || kabsd_publish.name;
+BEGIN
+  PERFORM @extschema@.kabsd_check_attached(kabsd_publish.name);
+  IF pg_catalog.current_setting('wal_level') <> 'logical' THEN
+    RAISE EXCEPTION 'cannot publish backlog "%"', kabsd_publish.name
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = pg_catalog.format('Logical replication needs wal_level = logical; this server has wal_level = %s.',
+                                       pg_catalog.current_setting('wal_level')),
+            HINT = 'Set wal_level = logical in postgresql.conf and restart the server.';
+  END IF;
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_publication p WHERE p.pubname = pub) THEN
+    EXECUTE pg_catalog.format('ALTER PUBLICATION %I SET TABLE %s', pub,
+                              @extschema@.kabsd_published_tables(kabsd_publish.name));
+  ELSE
+    EXECUTE pg_catalog.format('CREATE PUBLICATION %I FOR TABLE %s', pub,
+                              @extschema@.kabsd_published_tables(kabsd_publish.name));
+  END IF;
+  EXECUTE pg_catalog.format('COMMENT ON PUBLICATION %I IS %L', pub,
+    'The snapshot of backlog ' || kabsd_publish.name || ' and its refreshes; kabsd_subscriber_sql() gives the subscriber''s tables');
+  RETURN pub;
+END
+$$;
+
+COMMENT ON FUNCTION kabsd_publish(text) IS
+  'Publishes the snapshot of a backlog and its refresh history as publication kabsd_<name>, for logical replication to any PostgreSQL';
+
+-- The script is made from the catalogue of the snapshot as it is, so the
+-- copy has exactly its columns, types, keys, indexes, comments and views.
+-- search_path is pg_catalog alone, so that every name comes out qualified.
+CREATE OR REPLACE FUNCTION kabsd_subscriber_sql(name text DEFAULT 'backlog')
+RETURNS text
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog
+AS $$
+DECLARE
+  n text := kabsd_subscriber_sql.name;
+  nsp oid;
+  out text[];
+  rel record;
+  x record;
+BEGIN
+  PERFORM @extschema@.kabsd_check_attached(n);
+  nsp := pg_catalog.to_regnamespace(n);
+  IF nsp IS NULL OR pg_catalog.to_regclass(pg_catalog.format('%I.refreshes', n)) IS NULL THEN
+    RAISE EXCEPTION 'backlog "%" has no snapshot tables', n
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Run kabsd_refresh(name) first.';
+  END IF;
+  out := ARRAY[
+    pg_catalog.format('-- The cloud copy of backlog %s: tables that subscribe to publication %s.', n, 'kabsd_' || n),
+    pg_catalog.format('-- Made by kabsd_subscriber_sql() in database %s. Run it in any PostgreSQL 15 or later', pg_catalog.current_database()),
+    '-- (no extension needed), then subscribe with the command at the end.',
+    'BEGIN;',
+    pg_catalog.format('CREATE SCHEMA %I;', n),
+    pg_catalog.format('COMMENT ON SCHEMA %I IS %L;', n, pg_catalog.obj_description(nsp, 'pg_namespace'))];
+  FOR x IN SELECT p.oid FROM pg_catalog.pg_proc p WHERE p.pronamespace = nsp ORDER BY p.proname LOOP
+    out := out || (pg_catalog.pg_get_functiondef(x.oid) || ';');
+  END LOOP;
+
+  FOR rel IN SELECT c.oid, c.relname
+             FROM pg_catalog.unnest(@extschema@.kabsd_tables() || 'refreshes'::text) WITH ORDINALITY AS u(t, o)
+             JOIN pg_catalog.pg_class c ON c.relnamespace = nsp AND c.relname = u.t
+             ORDER BY u.o
+  LOOP
+    out := out || pg_catalog.format(E'CREATE TABLE %I.%I (\n  %s\n);', n, rel.relname,
+      (SELECT pg_catalog.string_agg(d, E',\n  ' ORDER BY o1, o2) FROM (
+         SELECT 1 AS o1, a.attnum::integer AS o2, pg_catalog.format('%I %s%s', a.attname,
+                  pg_catalog.format_type(a.atttypid, a.atttypmod),
+                  CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END) AS d
+         FROM pg_catalog.pg_attribute a
+         WHERE a.attrelid = rel.oid AND a.attnum > 0 AND NOT a.attisdropped
+         UNION ALL
+         SELECT 2, 0, pg_catalog.format('CONSTRAINT %I %s', k.conname,
+                  pg_catalog.pg_get_constraintdef(k.oid))
+         FROM pg_catalog.pg_constraint k WHERE k.conrelid = rel.oid AND k.contype IN ('p', 'u', 'c')) cols));
+    out := out || pg_catalog.format('COMMENT ON TABLE %I.%I IS %L;', n, rel.relname,
+                                    pg_catalog.obj_description(rel.oid, 'pg_class'));
+    FOR x IN SELECT a.attname, pg_catalog.col_description(rel.oid, a.attnum) AS d
+             FROM pg_catalog.pg_attribute a
+             WHERE a.attrelid = rel.oid AND a.attnum > 0 AND NOT a.attisdropped
+               AND pg_catalog.col_description(rel.oid, a.attnum) IS NOT NULL
+             ORDER BY a.attnum LOOP
+      out := out || pg_catalog.format('COMMENT ON COLUMN %I.%I.%I IS %L;', n, rel.relname, x.attname, x.d);
+    END LOOP;
+    FOR x IN SELECT pg_catalog.pg_get_indexdef(i.indexrelid) AS d
+             FROM pg_catalog.pg_index i
+             WHERE i.indrelid = rel.oid
+               AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conindid = i.indexrelid)
+             ORDER BY 1 LOOP
+      out := out || (x.d || ';');
+    END LOOP;
+    FOR x IN SELECT pg_catalog.pg_get_triggerdef(g.oid) AS d
+             FROM pg_catalog.pg_trigger g WHERE g.tgrelid = rel.oid AND NOT g.tgisinternal
+             ORDER BY g.tgname LOOP
+      out := out || (x.d || ';');
+    END LOOP;
+  END LOOP;
+
+  FOR rel IN SELECT c.oid, c.relname FROM pg_catalog.pg_class c
+             WHERE c.relnamespace = nsp AND c.relkind = 'v' ORDER BY c.relname LOOP
+    out := out || pg_catalog.format(E'CREATE VIEW %I.%I AS\n%s', n, rel.relname,
+                                    pg_catalog.pg_get_viewdef(rel.oid, true));
+    out := out || pg_catalog.format('COMMENT ON VIEW %I.%I IS %L;', n, rel.relname,
+                                    pg_catalog.obj_description(rel.oid, 'pg_class'));
+  END LOOP;
+  out := out || 'COMMIT;'::text;
+  out := out || ARRAY[
+    '',
+    '-- Subscribe, as a role that may create subscriptions, naming a role of the indexer',
+    '-- that has REPLICATION and SELECT on these tables:',
+    pg_catalog.format('-- CREATE SUBSCRIPTION %I CONNECTION %L PUBLICATION %I;', n,
+                      'host=INDEXER port=5432 dbname=' || pg_catalog.current_database() || ' user=ROLE',
+                      'kabsd_' || n)];
+  RETURN pg_catalog.array_to_string(out, E'\n') || E'\n';
+END
+$$;
+
+COMMENT ON FUNCTION kabsd_subscriber_sql(text) IS
+  'A SQL script that makes, in a database without kabsd_fdw, the tables, indexes, comments and views that subscribe to the publication of a backlog';

@@ -1,0 +1,26 @@
+/* kabsd_fdw 0.1.0 -> 0.2.0: the snapshot becomes ordinary tables */
+
+-- complain if script is sourced in psql, rather than via ALTER EXTENSION
+\echo Use "ALTER EXTENSION kabsd_fdw UPDATE TO '0.2.0'" to load this file. \quit
+
+-- The staging loader is gone: the refresh fills empty tables itself.  The
+-- refresh takes its stamps from kabsd.file_stamps, not from an argument.
+DROP FUNCTION kabsd_stage_load(name, regclass[], regclass);
+DROP FUNCTION kabsd_snapshot_apply(name, regclass[], regclass, boolean);
+
+CREATE TABLE kabsd.file_stamps (
+  backlog text NOT NULL,
+  path text NOT NULL,
+  stamp bigint NOT NULL
+);
+COMMENT ON TABLE kabsd.file_stamps IS 'Internal: what each file of each snapshot was when last read (path, size, times, inode); a file whose stamp differs is read again. Written by kabsd_refresh() only';
+REVOKE ALL ON kabsd.file_stamps FROM PUBLIC;
+GRANT SELECT, DELETE ON kabsd.file_stamps TO pg_read_server_files;
+SELECT pg_catalog.pg_extension_config_dump('kabsd.file_stamps', '');
+
+COMMENT ON COLUMN kabsd.refresh_history.status IS 'refreshed: the changed files were applied; rebuilt: empty tables were filled from every file; unchanged: no file changed, nothing written; failed: the old snapshot was kept';
+COMMENT ON COLUMN kabsd.refresh_history.views_refreshed IS 'Snapshot tables whose rows changed; the others were left as they were';
+COMMENT ON COLUMN kabsd.refresh_history.rows_written IS 'Rows inserted and deleted in the snapshot tables';
+
+-- Attached backlogs keep their materialized views until their next
+-- kabsd_refresh(), which replaces them with tables and fills them.
