@@ -393,13 +393,28 @@ typedef enum KbScope
 	KB_SCOPE_ITEMS_DECISIONS
 } KbScope;
 
+/*
+ * An entry's relpath is the path's own bytes, but for two kinds of entry
+ * listed with an error (and never read): a name that is not valid UTF-8 has
+ * each invalid byte written as \xNN (and "#" and 16 hex digits of a hash
+ * added in the rare case that this would give a path that another entry has),
+ * and a path longer than PATH_MAX is cut to its first KB_RELPATH_PREFIX bytes
+ * or less (whole characters), then "...#" and 16 hex digits of a 64-bit
+ * FNV-1a hash of the whole relative path, so that it stays short enough for
+ * a btree index, and unique.
+ */
+#define KB_RELPATH_PREFIX	1000
+
 typedef struct KbEntry
 {
 	const char *root;			/* the walk's resolved root */
 	size_t		root_len;
-	const char *relpath;		/* relative to root, '/' separated */
+	const char *relpath;		/* relative to root, '/' separated, valid
+								 * UTF-8 (see above) */
 	size_t		relpath_len;
-	const char *openpath;		/* absolute path to open (target of a link) */
+	const char *openpath;		/* absolute path to open (target of a link);
+								 * with error set, the real bytes, which may
+								 * not fit PATH_MAX */
 	int64_t		size;
 	int64_t		mtime_sec;
 	int32_t		mtime_nsec;

@@ -17,6 +17,13 @@
  * symbolic link since, so a link swapped in between the walk and the open
  * cannot lead out of root.
  *
+ * What no table can hold is listed, never read: a file or directory whose
+ * name is not valid UTF-8 is an entry with an error (never descended), its
+ * relpath with each invalid byte written as \xNN; so is a path too long for
+ * PATH_MAX, its relpath shortened to a prefix and a hash of the whole (see
+ * KbEntry).  Only such entries' names are escaped: every other relpath is
+ * the path's own bytes.
+ *
  * src/core/walk.c
  *
  *-------------------------------------------------------------------------
@@ -26,6 +33,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,11 +45,27 @@
 #include <linux/openat2.h>
 #endif
 
+/*
+ * A directory is descended only when both its paths fit PATH_MAX, and a
+ * name from readdir fits NAME_MAX: a child's path always fits this.
+ */
+#define KB_PATH_BUF		(PATH_MAX + NAME_MAX + 2)
+
+/* A relpath as listed: an escaped name (four bytes for one), a hash. */
+#define KB_SHOWN_BUF	(PATH_MAX + 4 * NAME_MAX + 32)
+
+#define KB_STR(x)		#x
+#define KB_XSTR(x)		KB_STR(x)
+#define KB_BAD_NAME_ERROR	"name is not valid UTF-8"
+#define KB_LONG_PATH_ERROR	"path is longer than PATH_MAX (" KB_XSTR(PATH_MAX) " bytes)"
+
 /* One directory being walked. */
 typedef struct KbDirFrame
 {
 	char	   *rel;			/* path relative to root, "" for root */
+	size_t		rel_len;
 	char	   *abs;			/* its real absolute path */
+	size_t		abs_len;
 	char	  **names;			/* sorted entries, "." names left out */
 	size_t		n;
 	size_t		next;
@@ -103,19 +127,11 @@ struct KbWalk
 	KbDirFrame *stack;
 	size_t		depth;
 	size_t		cap;
-	char		rel[PATH_MAX];	/* the current entry's paths */
-	char		abs[PATH_MAX];
+	char		rel[KB_PATH_BUF];	/* the current entry's paths, whole */
+	char		abs[KB_PATH_BUF];
 	char		target[PATH_MAX];
-	char		error[128];
+	char		shown[KB_SHOWN_BUF];	/* its relpath, when not rel */
 };
-
-static bool
-ends_with_md(const char *name)
-{
-	size_t		n = strlen(name);
-
-	return n >= 3 && memcmp(name + n - 3, ".md", 3) == 0;
-}
 
 static int
 compare_names(const void *x, const void *y)
@@ -247,8 +263,10 @@ push_dir(KbWalk *w, const char *rel, const char *abs, uint64_t dev,
 	f->n = n;
 	f->dev = dev;
 	f->ino = ino;
-	f->rel = kb_strndup(a, rel, strlen(rel));
-	f->abs = kb_strndup(a, abs, strlen(abs));
+	f->rel_len = strlen(rel);
+	f->abs_len = strlen(abs);
+	f->rel = kb_strndup(a, rel, f->rel_len);
+	f->abs = kb_strndup(a, abs, f->abs_len);
 	if (f->rel == NULL || f->abs == NULL)
 	{
 		free_frame(a, f);
@@ -354,6 +372,150 @@ special_file_error(mode_t mode)
 	return "not a regular file";
 }
 
+/* FNV-1a, 64 bits: tells apart the long paths that share a prefix. */
+static uint64_t
+fnv1a(const char *s, size_t len)
+{
+	uint64_t	h = UINT64_C(14695981039346656037);
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char) s[i]) * UINT64_C(1099511628211);
+	return h;
+}
+
+/*
+ * Writes s[0..len) to out with each byte that is not part of a valid UTF-8
+ * character as \xNN, stopping where more would exceed limit bytes (never
+ * inside a character or an escape).  Returns the bytes written; no NUL.
+ * kb_check_utf8 finds each bad byte, so valid text is copied in runs.
+ */
+static size_t
+escape_utf8(char *out, size_t limit, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t		o = 0;
+	size_t		i = 0;
+
+	while (i < len)
+	{
+		size_t		run;
+		bool		nul;
+		unsigned char c;
+
+		if (kb_check_utf8(s + i, len - i, &run, &nul))
+			run = len - i;
+		if (run > limit - o)
+		{
+			run = kb_utf8_clip(s + i, limit - o);
+			memcpy(out + o, s + i, run);
+			return o + run;
+		}
+		memcpy(out + o, s + i, run);
+		o += run;
+		i += run;
+		if (i >= len || limit - o < 4)
+			break;
+		c = (unsigned char) s[i++];
+		out[o++] = '\\';
+		out[o++] = 'x';
+		out[o++] = hex[c >> 4];
+		out[o++] = hex[c & 15];
+	}
+	return o;
+}
+
+/* Does a name hold text that reads like an escape ("\x" and two digits)? */
+static bool
+has_escape_text(const char *name)
+{
+	for (const char *p = strstr(name, "\\x"); p != NULL; p = strstr(p + 1, "\\x"))
+		if (p[2] && strchr("0123456789ABCDEF", p[2]) &&
+			p[3] && strchr("0123456789ABCDEF", p[3]))
+			return true;
+	return false;
+}
+
+/*
+ * Lists the current entry, whose name is not valid UTF-8, with that error:
+ * its relpath is the parent's (valid: such a directory is never entered)
+ * and the name escaped.  Escaping could make two paths one: a sibling named
+ * as written or another bad name holding "\xNN" as text.  Then a "#" and a
+ * hash of the real path keep it unique, since paths are the tables' keys.
+ * Returns 1, as kb_walk_next does for an entry.
+ */
+static int
+bad_name_entry(KbWalk *w, const KbDirFrame *top, const char *name,
+			   size_t name_len, size_t rel_len, KbEntry *e)
+{
+	size_t		n = 0;
+	char	   *shown_name;
+
+	if (top->rel_len > 0)
+	{
+		memcpy(w->shown, top->rel, top->rel_len);
+		n = top->rel_len;
+		w->shown[n++] = '/';
+	}
+	shown_name = w->shown + n;
+	n += escape_utf8(shown_name, sizeof(w->shown) - n - 18, name, name_len);
+	w->shown[n] = '\0';
+	if (has_escape_text(name) ||
+		bsearch(&shown_name, top->names, top->n, sizeof(char *),
+				compare_names) != NULL)
+		n += (size_t) snprintf(w->shown + n, sizeof(w->shown) - n,
+							   "#%016" PRIx64, fnv1a(w->rel, rel_len));
+	e->relpath = w->shown;
+	e->relpath_len = n;
+	e->error = KB_BAD_NAME_ERROR;
+	return 1;
+}
+
+/*
+ * The current entry's path (relative or absolute) does not fit PATH_MAX:
+ * it could not be opened by that path, so it is listed with an error,
+ * never read nor descended, if it is Markdown or a directory the walk
+ * wants.  Its stat comes through its parent, which fits.  Its relpath,
+ * a key of the tables, must stay short enough for a btree and unique: the
+ * first KB_RELPATH_PREFIX bytes, "...#" and a hash of the whole.
+ * Returns 1 when it is listed, 0 when it is skipped.
+ */
+static int
+long_path_entry(KbWalk *w, const KbDirFrame *top, const char *name,
+				size_t rel_len, bool md, KbEntry *e)
+{
+	struct stat st;
+	bool		dir = false;
+	bool		have = false;
+	int			dfd;
+	size_t		n;
+
+	dfd = open_beneath(w->root, w->rootlen, -1, top->abs,
+					   O_PATH | O_DIRECTORY);
+	if (dfd >= 0)
+	{
+		struct stat tst;
+
+		have = fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+		dir = have && (S_ISDIR(st.st_mode) ||
+					   (S_ISLNK(st.st_mode) &&
+						fstatat(dfd, name, &tst, 0) == 0 &&
+						S_ISDIR(tst.st_mode)));
+		close(dfd);
+	}
+	if (!have)
+		return 0;				/* gone since the directory was listed */
+	if (!md && !(dir && want_dir(w, w->rel)))
+		return 0;
+	fill_stat(e, &st);
+	n = escape_utf8(w->shown, KB_RELPATH_PREFIX, w->rel, rel_len);
+	n += (size_t) snprintf(w->shown + n, sizeof(w->shown) - n,
+						   "...#%016" PRIx64, fnv1a(w->rel, rel_len));
+	e->relpath = w->shown;
+	e->relpath_len = n;
+	e->error = KB_LONG_PATH_ERROR;
+	return 1;
+}
+
 const char *
 kb_walk_root(const KbWalk *w)
 {
@@ -367,8 +529,14 @@ kb_walk_next(KbWalk *w, KbEntry *e)
 	{
 		KbDirFrame *top = &w->stack[w->depth - 1];
 		const char *name;
+		size_t		name_len;
+		size_t		rel_len;
+		size_t		abs_len;
+		size_t		bad_at;
+		bool		nul;
 		struct stat st;
 		bool		md;
+		bool		bad;
 
 		if (top->next >= top->n)
 		{
@@ -377,19 +545,42 @@ kb_walk_next(KbWalk *w, KbEntry *e)
 			continue;
 		}
 		name = top->names[top->next++];
-		md = ends_with_md(name);
-		if (snprintf(w->rel, sizeof(w->rel), "%s%s%s", top->rel,
-					 top->rel[0] ? "/" : "", name) >= (int) sizeof(w->rel) ||
-			snprintf(w->abs, sizeof(w->abs), "%s/%s", top->abs, name) >=
-			(int) sizeof(w->abs))
-			continue;			/* longer than PATH_MAX: cannot be opened */
+		name_len = strlen(name);
+		if (name_len > NAME_MAX)
+			continue;			/* cannot happen: readdir's d_name holds it */
+		md = name_len >= 3 && memcmp(name + name_len - 3, ".md", 3) == 0;
+
+		/* both paths whole: the parent's fit PATH_MAX, so these fit */
+		rel_len = 0;
+		if (top->rel_len > 0)
+		{
+			memcpy(w->rel, top->rel, top->rel_len);
+			rel_len = top->rel_len;
+			w->rel[rel_len++] = '/';
+		}
+		memcpy(w->rel + rel_len, name, name_len + 1);
+		rel_len += name_len;
+		memcpy(w->abs, top->abs, top->abs_len);
+		abs_len = top->abs_len;
+		w->abs[abs_len++] = '/';
+		memcpy(w->abs + abs_len, name, name_len + 1);
+		abs_len += name_len;
 
 		memset(e, 0, sizeof(*e));
 		e->root = w->root;
 		e->root_len = w->rootlen;
 		e->relpath = w->rel;
-		e->relpath_len = strlen(w->rel);
+		e->relpath_len = rel_len;
 		e->openpath = w->abs;
+
+		if (rel_len >= PATH_MAX || abs_len >= PATH_MAX)
+		{
+			if (long_path_entry(w, top, name, rel_len, md, e))
+				return 1;
+			continue;
+		}
+		/* most names are ASCII: checked a word at a time */
+		bad = !kb_check_utf8(name, name_len, &bad_at, &nul);
 
 		if (lstat(w->abs, &st) != 0)
 			continue;			/* gone since the directory was listed */
@@ -406,14 +597,14 @@ kb_walk_next(KbWalk *w, KbEntry *e)
 				e->error = errno == ELOOP ? "symbolic link loop"
 					: errno == ENOENT ? "dangling symbolic link"
 					: "could not resolve symbolic link";
-				return 1;
+				return bad ? bad_name_entry(w, top, name, name_len, rel_len, e) : 1;
 			}
 			if (!inside_root(w, w->target))
 			{
 				if (!md)
 					continue;
 				e->error = "symbolic link points outside root";
-				return 1;
+				return bad ? bad_name_entry(w, top, name, name_len, rel_len, e) : 1;
 			}
 			if (stat(w->target, &tst) != 0)
 				continue;
@@ -425,8 +616,11 @@ kb_walk_next(KbWalk *w, KbEntry *e)
 				if (strncmp(top->abs, w->target, tl) == 0 &&
 					(top->abs[tl] == '\0' || top->abs[tl] == '/'))
 					continue;
-				if (want_dir(w, w->rel) &&
-					push_dir(w, w->rel, w->target, (uint64_t) tst.st_dev,
+				if (!want_dir(w, w->rel))
+					continue;
+				if (bad)		/* listed, never descended */
+					return bad_name_entry(w, top, name, name_len, rel_len, e);
+				if (push_dir(w, w->rel, w->target, (uint64_t) tst.st_dev,
 							 (uint64_t) tst.st_ino) != KB_OK)
 					return KB_ENOMEM;
 				continue;
@@ -437,12 +631,18 @@ kb_walk_next(KbWalk *w, KbEntry *e)
 			e->openpath = w->target;
 			if (!S_ISREG(tst.st_mode))
 				e->error = special_file_error(tst.st_mode);
-			return 1;
+			return bad ? bad_name_entry(w, top, name, name_len, rel_len, e) : 1;
 		}
 		if (S_ISDIR(st.st_mode))
 		{
-			if (want_dir(w, w->rel) &&
-				push_dir(w, w->rel, w->abs, (uint64_t) st.st_dev,
+			if (!want_dir(w, w->rel))
+				continue;
+			if (bad)			/* listed, never descended */
+			{
+				fill_stat(e, &st);
+				return bad_name_entry(w, top, name, name_len, rel_len, e);
+			}
+			if (push_dir(w, w->rel, w->abs, (uint64_t) st.st_dev,
 						 (uint64_t) st.st_ino) != KB_OK)
 				return KB_ENOMEM;
 			continue;
@@ -452,7 +652,7 @@ kb_walk_next(KbWalk *w, KbEntry *e)
 		fill_stat(e, &st);
 		if (!S_ISREG(st.st_mode))
 			e->error = special_file_error(st.st_mode);
-		return 1;
+		return bad ? bad_name_entry(w, top, name, name_len, rel_len, e) : 1;
 	}
 	return 0;
 }

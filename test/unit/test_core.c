@@ -582,6 +582,237 @@ test_walk(void)
 	CHECK(system(path) == 0);
 }
 
+/* FNV-1a over a path, as the walk hashes a path it cannot list whole. */
+static uint64_t
+path_hash(const char *s, size_t len)
+{
+	uint64_t	h = UINT64_C(14695981039346656037);
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char) s[i]) * UINT64_C(1099511628211);
+	return h;
+}
+
+/* One entry a walk listed, copied out of the walk's buffers. */
+typedef struct Listed
+{
+	char		relpath[4200];
+	size_t		relpath_len;
+	char		error[128];
+	int64_t		size;
+	uint64_t	ino;
+	bool		read_error;		/* kb_file_analyze: fatal, never read */
+} Listed;
+
+static int
+walk_all(const KbAlloc *a, const char *root, KbScope scope, Listed *out,
+		 int max)
+{
+	KbWalk	   *w;
+	KbEntry		e;
+	int			err;
+	int			n = 0;
+
+	w = kb_walk_open(a, root, scope, NULL, &err);
+	CHECK(w != NULL);
+	while (w && kb_walk_next(w, &e) == 1)
+	{
+		KbFileOptions opts = {1 << 20, {KB_YAML_MAX_NODES, KB_YAML_MAX_DEPTH}, false, -1};
+		KbFile		f;
+
+		if (n == max)
+		{
+			n++;
+			break;
+		}
+		CHECK(e.relpath_len < sizeof(out[n].relpath) &&
+			  strlen(e.relpath) == e.relpath_len);
+		snprintf(out[n].relpath, sizeof(out[n].relpath), "%s", e.relpath);
+		out[n].relpath_len = e.relpath_len;
+		snprintf(out[n].error, sizeof(out[n].error), "%s", e.error ? e.error : "");
+		out[n].size = e.size;
+		out[n].ino = e.ino;
+		CHECK(kb_file_analyze(a, &e, &opts, KB_NEED_READ | KB_NEED_FIELDS, &f) == KB_OK);
+		out[n].read_error = !f.was_read && f.data == NULL && f.fatal != NULL &&
+			e.error != NULL && strcmp(f.fatal, e.error) == 0;
+		n++;
+	}
+	kb_walk_close(w);
+	return n;
+}
+
+/* Is this the relpath of a path too long to list: prefix...#hash? */
+static bool
+is_long_relpath(const Listed *l, const char *full, size_t prefix)
+{
+	char		want[8192];
+
+	snprintf(want, sizeof(want), "%.*s...#%016llx", (int) prefix, full,
+			 (unsigned long long) path_hash(full, strlen(full)));
+	return strcmp(l->relpath, want) == 0 && l->relpath_len == strlen(want) &&
+		strcmp(l->error, "path is longer than PATH_MAX (4096 bytes)") == 0 &&
+		l->ino != 0 && l->read_error;
+}
+
+/*
+ * Names that are not valid UTF-8 and paths longer than PATH_MAX: each is
+ * listed with an error, escaped or shortened, and never read; a directory
+ * of either kind is listed and not entered.
+ */
+static void
+test_walk_names(void)
+{
+	Arena		ar;
+	KbAlloc		a = arena_alloc(&ar);
+	char		root[] = "/tmp/kb_unit_XXXXXX";
+	char		path[512];
+	char		full[8192];		/* the long directories, relative to root */
+	char		p16[4096];		/* the 16th of them */
+	char		want[8192];
+	char		seg[251];
+	char		seg4[251];
+	char		n60[61];
+	char		n100[101];
+	int			fd;
+	Listed	   *l = calloc(16, sizeof(Listed));
+	int			n;
+
+	CHECK(mkdtemp(root) != NULL);
+	CHECK(strlen(root) == 19);	/* the long paths below count on it */
+	snprintf(path, sizeof(path), "%s/ok.md", root);
+	write_file(path, "---\nid: OK\n---\n");
+	snprintf(path, sizeof(path), "%s/\xFF.md", root);
+	write_file(path, "0123456789");
+	snprintf(path, sizeof(path), "%s/caf\xE9.md", root);
+	write_file(path, "---\nid: CAFE\n---\n");
+	snprintf(path, sizeof(path), "%s/bad\xFE" "dir", root);
+	CHECK(mkdir(path, 0755) == 0);
+	snprintf(path, sizeof(path), "%s/bad\xFE" "dir/inside.md", root);
+	write_file(path, "---\nid: INSIDE\n---\n");
+	/* escaping would make these two one path */
+	snprintf(path, sizeof(path), "%s/clash", root);
+	CHECK(mkdir(path, 0755) == 0);
+	snprintf(path, sizeof(path), "%s/clash/\\xFF.md", root);
+	write_file(path, "as written");
+	snprintf(path, sizeof(path), "%s/clash/\xFF.md", root);
+	write_file(path, "a bad byte");
+
+	/*
+	 * long/ then 250-byte directories, made one at a time (no open() of
+	 * the whole path could): the 16th ends at byte 4 + 16 * 251 = 4020
+	 * (4040 with root), the 17th past PATH_MAX.  The 4th holds an "é" at
+	 * bytes 999-1000, so a 1000-byte prefix ends before it.  In the 16th:
+	 * a 60-byte name (the relative path fits PATH_MAX, the absolute one
+	 * not), a 100-byte name (neither fits), and x.md (fits).
+	 */
+	memset(seg, 'd', 250);
+	seg[250] = '\0';
+	memcpy(seg4, seg, sizeof(seg));
+	memcpy(seg4 + 241, "\xC3\xA9", 2);
+	memset(n60, 'a', 57);
+	strcpy(n60 + 57, ".md");
+	memset(n100, 'b', 97);
+	strcpy(n100 + 97, ".md");
+	snprintf(path, sizeof(path), "%s/long", root);
+	CHECK(mkdir(path, 0755) == 0);
+	fd = open(path, O_RDONLY | O_DIRECTORY);
+	strcpy(full, "long");
+	for (int i = 1; i <= 17; i++)
+	{
+		const char *name = i == 4 ? seg4 : seg;
+		int			next;
+
+		CHECK(mkdirat(fd, name, 0755) == 0);
+		next = openat(fd, name, O_RDONLY | O_DIRECTORY);
+		CHECK(next >= 0);
+		close(fd);
+		fd = next;
+		strcat(full, "/");
+		strcat(full, name);
+		if (i == 16)
+		{
+			const char *files[] = {n60, n100, "x.md"};
+
+			strcpy(p16, full);
+			for (int k = 0; k < 3; k++)
+			{
+				int			f = openat(fd, files[k], O_WRONLY | O_CREAT, 0644);
+
+				CHECK(f >= 0 && write(f, "12345", 5) == 5);
+				close(f);
+			}
+		}
+	}
+	CHECK(strlen(full) == 4 + 17 * 251 && strlen(p16) == 4020);
+	CHECK(memcmp(full + 999, "\xC3\xA9", 2) == 0);
+	{
+		/* and at the bottom, out of reach */
+		int			f = openat(fd, "deep.md", O_WRONLY | O_CREAT, 0644);
+
+		CHECK(f >= 0);
+		close(f);
+	}
+	close(fd);
+
+	n = walk_all(&a, root, KB_SCOPE_ALL, l, 16);
+	CHECK(n == 10);
+	if (n == 10)
+	{
+		/* in byte order: bad<FE>dir, caf<E9>.md, clash/, long/, ok.md, <FF>.md */
+		CHECK(strcmp(l[0].relpath, "bad\\xFEdir") == 0 &&
+			  l[0].relpath_len == 10 &&
+			  strcmp(l[0].error, "name is not valid UTF-8") == 0 &&
+			  l[0].ino != 0 && l[0].read_error);
+		CHECK(strcmp(l[1].relpath, "caf\\xE9.md") == 0 &&
+			  strcmp(l[1].error, "name is not valid UTF-8") == 0 &&
+			  l[1].size == 17 && l[1].read_error);
+		/* the name as written keeps its path; the bad one gets a hash */
+		CHECK(strcmp(l[2].relpath, "clash/\\xFF.md") == 0 &&
+			  l[2].error[0] == '\0' && l[2].size == 10 && !l[2].read_error);
+		snprintf(want, sizeof(want), "clash/\\xFF.md#%016llx",
+				 (unsigned long long) path_hash("clash/\xFF.md", 10));
+		CHECK(strcmp(l[3].relpath, want) == 0 &&
+			  strcmp(l[3].error, "name is not valid UTF-8") == 0 &&
+			  l[3].size == 10 && l[3].read_error);
+
+		/* the 60-byte name: the absolute path is too long */
+		snprintf(want, sizeof(want), "%s/%s", p16, n60);
+		CHECK(strlen(want) == 4081);
+		CHECK(is_long_relpath(&l[4], want, 999) && l[4].size == 5);
+		/* the 100-byte name: the relative path is too long */
+		snprintf(want, sizeof(want), "%s/%s", p16, n100);
+		CHECK(strlen(want) == 4121);
+		CHECK(is_long_relpath(&l[5], want, 999) && l[5].size == 5);
+		/* the 17th directory: listed, not entered (deep.md is not listed) */
+		CHECK(is_long_relpath(&l[6], full, 999));
+		/* x.md fits: an ordinary file, read */
+		snprintf(want, sizeof(want), "%s/x.md", p16);
+		CHECK(strcmp(l[7].relpath, want) == 0 && l[7].relpath_len == 4025 &&
+			  l[7].error[0] == '\0' && l[7].size == 5 && !l[7].read_error);
+		CHECK(strcmp(l[8].relpath, "ok.md") == 0 && l[8].error[0] == '\0');
+		CHECK(strcmp(l[9].relpath, "\\xFF.md") == 0 && l[9].relpath_len == 7 &&
+			  strcmp(l[9].error, "name is not valid UTF-8") == 0 &&
+			  l[9].size == 10 && l[9].ino != 0 && l[9].read_error);
+	}
+	for (int i = 0; i < n && i < 16; i++)
+		CHECK(strstr(l[i].relpath, "inside") == NULL &&
+			  strstr(l[i].relpath, "deep") == NULL);
+
+	/*
+	 * A walk of decisions only: the bad directory, clash/ and long/ are
+	 * not wanted, so not listed; the Markdown files at the root are.
+	 */
+	n = walk_all(&a, root, KB_SCOPE_DECISIONS, l, 16);
+	CHECK(n == 3 && strcmp(l[0].relpath, "caf\\xE9.md") == 0 &&
+		  strcmp(l[1].relpath, "ok.md") == 0 &&
+		  strcmp(l[2].relpath, "\\xFF.md") == 0);
+
+	free(l);
+	arena_reset(&ar);
+	snprintf(path, sizeof(path), "rm -rf %s", root);
+	CHECK(system(path) == 0);
+}
+
 int
 main(void)
 {
@@ -593,6 +824,7 @@ main(void)
 	test_markdown();
 	test_out_of_memory();
 	test_walk();
+	test_walk_names();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;
 }
