@@ -180,6 +180,7 @@ $$;
 CREATE OR REPLACE FUNCTION kabsd_snapshot_indexes(name text)
 RETURNS void
 LANGUAGE plpgsql
+SET client_min_messages = warning
 AS $$
 DECLARE
   n text := kabsd_snapshot_indexes.name;

@@ -1,5 +1,5 @@
 --
--- The materialized backlog: kabsd_attach(), kabsd_refresh(), kabsd_status()
+-- The snapshot: kabsd_attach(), kabsd_refresh(), kabsd_status(), kabsd_publish()
 --
 \getenv abs_srcdir PG_ABS_SRCDIR
 \set copy_fixture 'rm -rf /tmp/kabsd-regress-fresh && cp -r ' :abs_srcdir '/test/fixtures/backlog /tmp/kabsd-regress-fresh'
@@ -13,19 +13,40 @@ SELECT name, files, items, decisions, links, worklog, sections, checklist,
        errors, status, error
 FROM kabsd_attach('/tmp/kabsd-regress-fresh', 'fresh');
 SELECT nspname FROM pg_namespace WHERE nspname LIKE 'fresh%' ORDER BY 1;
-SELECT relname, relkind FROM pg_class WHERE relnamespace = 'fresh'::regnamespace
-  AND relkind IN ('m', 'v') ORDER BY 1;
+SELECT relname, relkind, relreplident FROM pg_class WHERE relnamespace = 'fresh'::regnamespace
+  AND relkind IN ('r', 'v', 'm') ORDER BY 1;
 SELECT indexrelid::regclass AS index FROM pg_index
-WHERE indrelid::regclass::text LIKE 'fresh.%' AND indisunique ORDER BY 1;
+WHERE indrelid::regclass::text LIKE 'fresh.%' AND indisprimary ORDER BY 1;
+SELECT indexrelid::regclass AS index, pg_get_indexdef(indexrelid) ~ 'gin' AS gin FROM pg_index
+WHERE indrelid::regclass::text LIKE 'fresh.%' AND NOT indisprimary ORDER BY 1;
+-- the guard on every snapshot table, and the tables BI tools list
+SELECT tgrelid::regclass AS "table", tgname FROM pg_trigger
+WHERE tgrelid::regclass::text LIKE 'fresh.%' ORDER BY 1;
+SELECT table_name, table_type FROM information_schema.tables
+WHERE table_schema = 'fresh' ORDER BY 1;
 
--- the snapshot has the live tables' columns, links adds target_uid
+-- the snapshot has the live tables' columns and types, links adds target_uid
 SELECT c.relname, string_agg(a.attname, ', ' ORDER BY a.attnum) AS columns
 FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0
-WHERE c.relnamespace = 'fresh'::regnamespace AND c.relkind = 'm'
+WHERE c.relnamespace = 'fresh'::regnamespace AND c.relkind = 'r'
 GROUP BY c.relname ORDER BY 1;
+SELECT l.relname, a.attname, format_type(a.atttypid, a.atttypmod) AS live_type,
+       format_type(s.atttypid, s.atttypmod) AS snapshot_type
+FROM pg_class l JOIN pg_attribute a ON a.attrelid = l.oid AND a.attnum > 0
+LEFT JOIN pg_attribute s ON s.attrelid = format('fresh.%I', l.relname)::regclass AND s.attname = a.attname
+WHERE l.relnamespace = 'fresh_live'::regnamespace
+  AND s.atttypid IS DISTINCT FROM a.atttypid;
 SELECT count(*) AS uncommented FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0
-WHERE c.relnamespace = 'fresh'::regnamespace AND c.relkind = 'm'
-  AND col_description(c.oid, a.attnum) IS NULL;
+WHERE c.relnamespace = 'fresh'::regnamespace AND c.relkind = 'r' AND c.relname <> 'refreshes'
+  AND (col_description(c.oid, a.attnum) IS NULL OR obj_description(c.oid, 'pg_class') IS NULL);
+
+-- only kabsd_refresh() writes the snapshot: everyone else is refused, its
+-- owner and superusers included
+INSERT INTO fresh.items (path) VALUES ('fake.md');  -- ERROR
+UPDATE fresh.items SET state = 'Done';  -- ERROR
+DELETE FROM fresh.files;  -- ERROR
+TRUNCATE fresh.links;  -- ERROR
+SELECT count(*) AS items_untouched FROM fresh.items;
 
 -- links.target_uid: the one item or decision of the product with that id
 SELECT source_id, type, target_id, target_uid FROM fresh.links ORDER BY path, ordinal;
@@ -45,9 +66,9 @@ SELECT name, refreshed_at IS NOT NULL AS refreshed, files, added, changed, remov
 CREATE TEMP TABLE sums AS SELECT * FROM snapshot_sums('fresh');
 SELECT count(*) FILTER (WHERE sum IS NOT NULL) AS tables_with_rows FROM sums;
 
--- (1) every view emptied with REFRESH ... WITH NO DATA
+-- (1) every table emptied (TRUNCATE with session_replication_role = replica)
 SELECT snapshot_clear('fresh');
-SELECT count(*) FROM fresh.items;  -- ERROR
+SELECT count(*) FROM fresh.items;
 SELECT status FROM kabsd_refresh('fresh');
 SELECT s.t, s.sum = n.sum AS same FROM sums s JOIN snapshot_sums('fresh') n USING (t) ORDER BY 1;
 
@@ -71,10 +92,8 @@ SELECT 'live' AS side, id, state, path FROM fresh_live.items WHERE path ~ '000[1
 SELECT 'snapshot' AS side, id, state, path FROM fresh.items WHERE path ~ '000[1239]_' ORDER BY path;
 SELECT name, added, changed, removed, stale FROM kabsd_status('fresh');
 
--- a row slipped into the staging tables is not kept: the files win
-INSERT INTO fresh_stage.items (id, title, path) VALUES ('FAKE-1', 'not in any file', 'fake.md');
 SELECT name, files, items, status FROM kabsd_refresh('fresh');
-SELECT id, state, path FROM fresh.items WHERE path ~ '000[1239]_' OR id = 'FAKE-1' ORDER BY path;
+SELECT id, state, path FROM fresh.items WHERE path ~ '000[1239]_' ORDER BY path;
 SELECT item_id, text FROM fresh.checklist WHERE item_id = 'ALP-TSK-0009';
 -- the now ambiguous id ALP-TSK-0001 is unique again: target_uid resolves
 SELECT source_id, target_id, target_uid FROM fresh.links WHERE target_id = 'ALP-TSK-0001';
@@ -99,18 +118,25 @@ SELECT * FROM kabsd_attach('relative/path', 'other');  -- ERROR
 SELECT kabsd_detach('nosuch');  -- ERROR
 SELECT * FROM kabsd_status('nosuch');  -- ERROR
 
--- the loader writes only to seven plain staging tables and a stamps table
-SELECT files FROM kabsd_stage_load('fresh', ARRAY['fresh_stage.files', 'fresh_stage.items']::regclass[],
-  'fresh_stage.stamps');  -- ERROR
-CREATE TABLE public.indexed_files (LIKE fresh_stage.files);
-CREATE INDEX ON public.indexed_files (path);
-SELECT files FROM kabsd_stage_load('fresh', ARRAY['public.indexed_files', 'fresh_stage.items',
-  'fresh_stage.decisions', 'fresh_stage.links', 'fresh_stage.worklog', 'fresh_stage.sections',
-  'fresh_stage.checklist']::regclass[], 'fresh_stage.stamps');  -- ERROR
-SELECT files FROM kabsd_stage_load('fresh', ARRAY['fresh_stage.files', 'fresh_stage.items',
-  'fresh_stage.decisions', 'fresh_stage.links', 'fresh_stage.worklog', 'fresh_stage.sections',
-  'fresh_stage.checklist']::regclass[], 'public.indexed_files');  -- ERROR
-DROP TABLE public.indexed_files;
+SELECT kabsd_publish('nosuch');  -- ERROR
+SELECT kabsd_subscriber_sql('nosuch');  -- ERROR
+
+-- Publishing needs wal_level = logical (this cluster has replica; the TAP
+-- tests replicate for real)
+SHOW wal_level;
+SELECT kabsd_publish('fresh');  -- ERROR
+-- the script for a subscriber names nothing of the extension
+SELECT kabsd_subscriber_sql('fresh') ~ '(\m(public|kabsd)\.|kabsd_fdw)' AS names_the_extension;
+SELECT line FROM regexp_split_to_table(kabsd_subscriber_sql('fresh'), E'\n') AS line
+WHERE line ~ '^(BEGIN|COMMIT|CREATE|-- CREATE SUBSCRIPTION)';
+
+-- A snapshot table dropped: the next refresh makes it again, fills it,
+-- indexes it, and keeps the other tables' rows
+CREATE TEMP TABLE sums_before_drop AS SELECT * FROM snapshot_sums('fresh');
+DROP TABLE fresh.worklog;
+SELECT name, worklog, status FROM kabsd_refresh('fresh');
+SELECT s.t, s.sum = n.sum AS same FROM sums_before_drop s JOIN snapshot_sums('fresh') n USING (t) ORDER BY 1;
+SELECT count(*) AS worklog_indexes FROM pg_index WHERE indrelid = 'fresh.worklog'::regclass;
 
 -- A second backlog side by side
 \set copy_second 'rm -rf /tmp/kabsd-regress-second && mkdir -p /tmp/kabsd-regress-second/products/two/items/t && printf -- "---\\nid: TWO-1\\nuid: 019b8f52-0000-7000-8000-0000000000c1\\n---\\n" > /tmp/kabsd-regress-second/products/two/items/t/TWO-1.md'

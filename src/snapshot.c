@@ -276,7 +276,7 @@ open_view(Apply *a, SnapView *v, Oid relid, KabsdTable table, bool write)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("\"%s\" is not a table", RelationGetRelationName(rel)),
-				 errhint("kabsd_refresh() recreates the snapshot tables of a backlog attached by an earlier version.")));
+				 errdetail("A snapshot table is an ordinary table.")));
 	if (!pg_class_ownercheck(relid, GetUserId()))
 		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE,
 					   RelationGetRelationName(rel));

@@ -1,7 +1,7 @@
 -- The shape of what kabsd_fdw installs and what kabsd_attach() builds.
 \set ON_ERROR_STOP 1
 BEGIN;
-SELECT plan(47);
+SELECT plan(56);
 
 SELECT ok(EXISTS (SELECT 1 FROM pg_foreign_data_wrapper WHERE fdwname = 'kabsd_fdw'), 'the foreign-data wrapper exists');
 SELECT has_function('kabsd_attach', ARRAY['text', 'text']);
@@ -18,8 +18,8 @@ SELECT has_schema('tap_live');
 SELECT has_schema('tap');
 SELECT foreign_tables_are('tap_live',
   ARRAY['files', 'items', 'decisions', 'links', 'worklog', 'sections', 'checklist']);
-SELECT materialized_views_are('tap',
-  ARRAY['files', 'items', 'decisions', 'links', 'worklog', 'sections', 'checklist']);
+SELECT tables_are('tap',
+  ARRAY['files', 'items', 'decisions', 'links', 'worklog', 'sections', 'checklist', 'refreshes']);
 SELECT views_are('tap', ARRAY['item_tags']);
 
 -- real PostgreSQL types, so BI tools see dates as dates and lists as arrays
@@ -44,17 +44,23 @@ SELECT set_eq(
     FROM pg_attribute WHERE attnum > 0 AND attrelid::regclass::text LIKE 'tap_live.%'$$,
   $$SELECT replace(attrelid::regclass::text, 'tap.', 'tap_live.'), attname::text, format_type(atttypid, atttypmod)
     FROM pg_attribute WHERE attnum > 0 AND attrelid IN (SELECT oid FROM pg_class
-      WHERE relnamespace = 'tap'::regnamespace AND relkind = 'm') AND attname <> 'target_uid'$$,
+      WHERE relnamespace = 'tap'::regnamespace AND relkind = 'r' AND relname <> 'refreshes')
+      AND attname <> 'target_uid'$$,
   'snapshot columns match the live tables');
 
--- unique keys, so that every view refreshes CONCURRENTLY
-SELECT index_is_unique('tap', 'files', 'files_path_idx');
-SELECT index_is_unique('tap', 'items', 'items_path_idx');
-SELECT index_is_unique('tap', 'decisions', 'decisions_path_idx');
-SELECT index_is_unique('tap', 'links', 'links_path_ordinal_idx');
-SELECT index_is_unique('tap', 'worklog', 'worklog_path_ordinal_idx');
-SELECT index_is_unique('tap', 'sections', 'sections_path_ordinal_idx');
-SELECT index_is_unique('tap', 'checklist', 'checklist_path_ordinal_idx');
+-- primary keys, the replica identity that logical replication needs
+SELECT col_is_pk('tap', 'files', 'path'::name, 'files key');
+SELECT col_is_pk('tap', 'items', 'path'::name, 'items key');
+SELECT col_is_pk('tap', 'decisions', 'path'::name, 'decisions key');
+SELECT col_is_pk('tap', 'links', ARRAY['path', 'ordinal']::name[], 'links key');
+SELECT col_is_pk('tap', 'worklog', ARRAY['path', 'ordinal']::name[], 'worklog key');
+SELECT col_is_pk('tap', 'sections', ARRAY['path', 'ordinal']::name[], 'sections key');
+SELECT col_is_pk('tap', 'checklist', ARRAY['path', 'ordinal']::name[], 'checklist key');
+SELECT col_is_pk('tap', 'refreshes', 'id'::name, 'refreshes key');
+SELECT is((SELECT count(*)::int FROM pg_class WHERE relnamespace = 'tap'::regnamespace
+           AND relkind = 'r' AND relreplident <> 'd'), 0, 'every table replicates by its primary key');
+SELECT trigger_is('tap', t, 'refuse_write', 'tap', 'refuse_write', t || ' refuses writes')
+FROM unnest(kabsd_tables()) AS t;
 SELECT has_index('tap', 'items', 'items_uid_idx', 'uid');
 SELECT has_index('tap', 'items', 'items_id_idx', 'id');
 SELECT has_index('tap', 'items', 'items_state_idx', 'state');
@@ -65,11 +71,11 @@ SELECT ok(EXISTS (SELECT 1 FROM pg_indexes WHERE schemaname = 'tap' AND tablenam
 
 -- every view and column has a comment
 SELECT is((SELECT count(*)::int FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0
-           WHERE c.relnamespace = 'tap'::regnamespace AND c.relkind = 'm'
+           WHERE c.relnamespace = 'tap'::regnamespace AND c.relkind = 'r' AND c.relname <> 'refreshes'
              AND col_description(c.oid, a.attnum) IS NULL), 0, 'every snapshot column has a comment');
 SELECT is((SELECT count(*)::int FROM pg_class c
-           WHERE c.relnamespace = 'tap'::regnamespace AND c.relkind = 'm'
-             AND obj_description(c.oid, 'pg_class') IS NULL), 0, 'every snapshot view has a comment');
+           WHERE c.relnamespace = 'tap'::regnamespace AND c.relkind IN ('r', 'v')
+             AND obj_description(c.oid, 'pg_class') IS NULL), 0, 'every snapshot table and view has a comment');
 
 -- the full-text index answers a search
 SELECT isnt_empty($$SELECT 1 FROM tap.sections

@@ -25,12 +25,15 @@ SELECT is((SELECT rows_written FROM kabsd.refresh_history WHERE name = 'idem' OR
 CREATE TEMP TABLE after AS SELECT * FROM pg_temp.snapshot_rows();
 SELECT bag_eq('SELECT * FROM before', 'SELECT * FROM after', 'a full refresh gives the same rows');
 
--- every view emptied, then rebuilt from the files
+-- every table emptied (past the guard, as a superuser can), then rebuilt
+-- from the files
+SET session_replication_role = replica;
 DO $$ DECLARE t text; BEGIN
   FOREACH t IN ARRAY kabsd_tables() LOOP
-    EXECUTE format('REFRESH MATERIALIZED VIEW idem.%I WITH NO DATA', t);
+    EXECUTE format('TRUNCATE idem.%I', t);
   END LOOP;
 END $$;
+RESET session_replication_role;
 SELECT is((SELECT status FROM kabsd_refresh('idem')), 'rebuilt', 'a cleared snapshot is rebuilt');
 SELECT bag_eq('SELECT * FROM before', 'SELECT * FROM pg_temp.snapshot_rows()', 'a rebuild gives the same rows');
 
