@@ -24,8 +24,12 @@ REGRESS = setup files items decisions links worklog sections checklist \
 REGRESS_OPTS = --load-extension=kabsd_fdw
 ISOLATION = refresh_concurrency
 ISOLATION_OPTS = --load-extension=kabsd_fdw
+# TAP tests (several clusters, files changed, processes killed): run by
+# "make installcheck" as a user that may run initdb (not root)
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
 
-EXTRA_CLEAN = results output_iso regression.diffs regression.out test/unit/test_core test/fuzz/fuzz_core
+EXTRA_CLEAN = results output_iso tmp_check regression.diffs regression.out test/unit/test_core test/fuzz/fuzz_core
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

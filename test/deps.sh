@@ -8,6 +8,7 @@ PACKAGES=(
 	libyaml-dev libcmark-dev                 # the parsers
 	postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl  # pgTAP, pg_prove
 	postgresql-15-cron                       # scheduled refreshes
+	libipc-run-perl                          # TAP tests (PostgreSQL::Test::Cluster)
 	clang libclang-rt-14-dev valgrind        # fuzzing, sanitizers
 )
 missing=()
