@@ -393,13 +393,14 @@ kabsd_parallel_finish(ParallelApply *pa, Apply *a)
 	DestroyParallelContext(pa->pcxt);
 	ExitParallelMode();
 
-	/* every file listed was read by someone, or the refresh fails */
-	if (a->files_read - leader_files + pa->worker_files != pa->shared.n)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("parallel refresh read %lld of %lld files",
-						(long long) (a->files_read - leader_files + pa->worker_files),
-						(long long) pa->shared.n)));
+	/*
+	 * Every file was read by someone, or the refresh fails: those listed,
+	 * and those the leader read at once when the list was full.
+	 */
+	if (a->files_read - leader_files + pa->worker_files != pa->shared.n + pa->overflow)
+		elog(ERROR, "parallel refresh read %lld of %lld files",
+			 (long long) (a->files_read - leader_files + pa->worker_files),
+			 (long long) (pa->shared.n + pa->overflow));
 	a->files_read += pa->worker_files;
 	pfree(pa->mqh);
 	pfree(pa);

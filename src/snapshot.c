@@ -1044,6 +1044,7 @@ load_known(Apply *a, MemoryContext cxt)
 		{
 			k->in_snapshot = false;
 			k->seen = false;
+			a->known_bytes += kabsd_worklist_entry_size(strlen(k->path));
 		}
 		else if (k->has_stamp)
 		{
