@@ -172,6 +172,17 @@ SET max_parallel_maintenance_workers = 0;
 SELECT status FROM kabsd_refresh('inc', full => true);
 SELECT * FROM last_parallel;
 RESET max_parallel_maintenance_workers;
+-- many more files than the snapshot knew (1 known, 1,200 added): the list
+-- the workers share is full, and the backend reads the rest itself
+\set many 'rm -rf /tmp/kabsd-regress-many && mkdir -p /tmp/kabsd-regress-many/topics && echo "# one" > /tmp/kabsd-regress-many/topics/one.md'
+COPY (SELECT 1) TO PROGRAM :'many';
+SELECT status, files FROM kabsd_attach('/tmp/kabsd-regress-many', 'many');
+\set more 'for i in $(seq 1200); do echo "# note $i" > /tmp/kabsd-regress-many/topics/note-$i.md; done'
+COPY (SELECT 1) TO PROGRAM :'more';
+SELECT status, files, error FROM kabsd_refresh('many', full => true);
+SELECT files_read, parallel_workers > 0 AS shared FROM kabsd.refresh_history
+WHERE name = 'many' ORDER BY id DESC LIMIT 1;
+SELECT kabsd_detach('many');
 RESET kabsd_fdw.min_parallel_refresh_files;
 SET kabsd_fdw.no_such_setting = 1;  -- ERROR
 DROP VIEW last_parallel;

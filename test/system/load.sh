@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 8 clients (pgbench) query the live and the materialized tables while
+# 8 clients (pgbench) query the live and the snapshot tables while
 # kabsd_refresh() runs in a loop and files change underneath: no query
 # fails, nothing deadlocks, and the snapshot never misses an item that the
 # files had before and after (the stable items are always all there).
