@@ -83,8 +83,8 @@ BEGIN
     FOREACH t IN ARRAY @extschema@.kabsd_tables() LOOP
       EXECUTE pg_catalog.format('DROP MATERIALIZED VIEW IF EXISTS %I.%I CASCADE', n, t);
     END LOOP;
+    EXECUTE pg_catalog.format('DROP SCHEMA IF EXISTS %I CASCADE', n || '_stage');
   END IF;
-  EXECUTE pg_catalog.format('DROP SCHEMA IF EXISTS %I CASCADE', n || '_stage');
 
   IF pg_catalog.to_regnamespace(n) IS NULL THEN
     EXECUTE pg_catalog.format('CREATE SCHEMA %I', n);
@@ -95,19 +95,21 @@ BEGIN
   -- every other writer is refused: the files are the source of truth.  A
   -- function of the schema, not of the extension, so that a copy without
   -- kabsd_fdw has the same guard
-  EXECUTE pg_catalog.format($f$
-    CREATE OR REPLACE FUNCTION %I.refuse_write() RETURNS trigger
-    LANGUAGE plpgsql AS $b$
-    BEGIN
-      RAISE EXCEPTION 'cannot change snapshot table "%%.%%"', TG_TABLE_SCHEMA, TG_TABLE_NAME
-        USING ERRCODE = 'wrong_object_type',
-              DETAIL = 'Backlog tables are read-only: the Markdown files under the backlog root are the source of truth.',
-              HINT = 'Edit the Markdown files instead; kabsd_refresh() brings the snapshot up to date.';
-    END
-    $b$
-    $f$, n);
-  EXECUTE pg_catalog.format('COMMENT ON FUNCTION %I.refuse_write() IS %L', n,
-    'Refuses every write to a snapshot table: only kabsd_refresh() writes them, from the files');
+  IF pg_catalog.to_regprocedure(pg_catalog.format('%I.refuse_write()', n)) IS NULL THEN
+    EXECUTE pg_catalog.format($f$
+      CREATE FUNCTION %I.refuse_write() RETURNS trigger
+      LANGUAGE plpgsql AS $b$
+      BEGIN
+        RAISE EXCEPTION 'cannot change snapshot table "%%.%%"', TG_TABLE_SCHEMA, TG_TABLE_NAME
+          USING ERRCODE = 'wrong_object_type',
+                DETAIL = 'Backlog tables are read-only: the Markdown files under the backlog root are the source of truth.',
+                HINT = 'Edit the Markdown files instead; kabsd_refresh() brings the snapshot up to date.';
+      END
+      $b$
+      $f$, n);
+    EXECUTE pg_catalog.format('COMMENT ON FUNCTION %I.refuse_write() IS %L', n,
+      'Refuses every write to a snapshot table: only kabsd_refresh() writes them, from the files');
+  END IF;
 
   FOREACH t IN ARRAY @extschema@.kabsd_tables() LOOP
     CONTINUE WHEN pg_catalog.to_regclass(pg_catalog.format('%I.%I', n, t)) IS NOT NULL;

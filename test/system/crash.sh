@@ -37,7 +37,7 @@ wait $victim || true
 for _ in $(seq 1 60); do pg_isready -q && q -d postgres -c 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.5; done
 ok "$(q -d postgres -c 'SELECT 1')" 1 "the server is up again after the crash"
 ok "$(q -d kabsd_crash -c "$sums")" "$before" "the old snapshot is complete after the crash"
-ok "$(q -d kabsd_crash -c "SELECT count(*) FROM cr.sections")" "$count" "every view kept its rows"
+ok "$(q -d kabsd_crash -c "SELECT count(*) FROM cr.sections")" "$count" "every table kept its rows"
 ok "$(q -d kabsd_crash -c "SELECT status FROM kabsd_refresh('cr')")" refreshed "the next refresh succeeds"
 ok "$(q -d kabsd_crash -c "SELECT count(*) FROM cr.items WHERE state = 'Review' AND product = 'beacon'")" \
 	"$(q -d kabsd_crash -c "SELECT count(*) FROM cr_live.items WHERE state = 'Review' AND product = 'beacon'")" \
