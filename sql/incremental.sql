@@ -205,7 +205,29 @@ GRANT USAGE ON SCHEMA inc TO regress_kabsd_other;
 SET ROLE regress_kabsd_other;
 SELECT inserted FROM kabsd_snapshot_apply('inc', ARRAY['inc.files', 'inc.items', 'inc.decisions',
   'inc.links', 'inc.worklog', 'inc.sections', 'inc.checklist']::regclass[], false);  -- ERROR
+-- tables of one's own, shaped like the snapshot's, cannot stand in for it
+-- (the refresh would write the backlog's stamps beside them)
+SELECT format('CREATE TEMP TABLE %I (%s)', t,
+              string_agg(format('%I %s', column_name, column_type), ', ' ORDER BY ordinal)
+              || CASE WHEN t = 'links' THEN ', target_uid uuid' ELSE '' END)
+FROM kabsd_table_columns() k, unnest(kabsd_tables()) AS t WHERE k.table_name = t GROUP BY t
+\set ECHO none
+\gexec
+\set ECHO all
+SELECT inserted FROM kabsd_snapshot_apply('inc', ARRAY['pg_temp.files', 'pg_temp.items', 'pg_temp.decisions',
+  'pg_temp.links', 'pg_temp.worklog', 'pg_temp.sections', 'pg_temp.checklist']::regclass[], false);  -- ERROR
 RESET ROLE;
+DROP TABLE pg_temp.files, pg_temp.items, pg_temp.decisions, pg_temp.links, pg_temp.worklog,
+  pg_temp.sections, pg_temp.checklist;
+-- only the roles that may attach a backlog may run the writer at all
+DROP ROLE IF EXISTS regress_kabsd_nobody;
+CREATE ROLE regress_kabsd_nobody;
+SELECT array_agg(format('inc.%I', t)::regclass::oid ORDER BY o) AS tabs
+FROM unnest(kabsd_tables()) WITH ORDINALITY AS u(t, o) \gset
+SET ROLE regress_kabsd_nobody;
+SELECT inserted FROM kabsd_snapshot_apply('inc', :'tabs'::oid[]::regclass[], false);  -- ERROR
+RESET ROLE;
+DROP ROLE regress_kabsd_nobody;
 REVOKE ALL ON SCHEMA inc FROM regress_kabsd_other;
 REVOKE ALL ON FOREIGN SERVER inc FROM regress_kabsd_other;
 DROP ROLE regress_kabsd_other;

@@ -29,6 +29,10 @@ RETURNS record
 AS 'MODULE_PATHNAME'
 LANGUAGE C STRICT VOLATILE;
 
+-- the refresh writes past every guard: for the roles that may attach
+REVOKE EXECUTE ON FUNCTION kabsd_snapshot_apply(name, regclass[], boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kabsd_snapshot_apply(name, regclass[], boolean) TO pg_read_server_files;
+
 -- The seven tables in the refresh's order.
 CREATE OR REPLACE FUNCTION kabsd_tables()
 RETURNS text[]
@@ -63,9 +67,14 @@ $$;
 
 -- The snapshot's objects, each created when it is missing: at attach, and
 -- at every refresh, so that a dropped table comes back (and a snapshot of
--- 0.1.0, made of materialized views, becomes tables).  Tables are created
--- without indexes, so that a first fill builds them after the rows
--- (kabsd_snapshot_indexes).  Returns the tables created.
+-- 0.1.0, made of materialized views, becomes tables).  Everything belongs
+-- to the backlog's owner (its server's), whoever runs the refresh; an
+-- object of the snapshot's names that is not the owner's table is refused,
+-- never used.  Tables are created without indexes, so that a first fill
+-- builds them after the rows (kabsd_snapshot_indexes); a table created
+-- while the backlog is published joins the publication empty, and its
+-- TRUNCATE tells the subscribers to drop the rows of the one it replaces.
+-- Returns the tables created.
 CREATE OR REPLACE FUNCTION kabsd_snapshot_create(name text)
 RETURNS text[]
 LANGUAGE plpgsql
@@ -73,23 +82,58 @@ SET client_min_messages = warning
 AS $$
 DECLARE
   n text := kabsd_snapshot_create.name;
+  pub text := 'kabsd_' || kabsd_snapshot_create.name;
+  owner oid;
   created text[] := '{}';
+  grants text[] := '{}';
+  published boolean;
   t text;
+  g text;
   c record;
+  r record;
 BEGIN
-  -- 0.1.0 kept materialized views over staging tables
-  IF EXISTS (SELECT 1 FROM pg_catalog.pg_class r
-             WHERE r.relnamespace = pg_catalog.to_regnamespace(n) AND r.relkind = 'm') THEN
-    FOREACH t IN ARRAY @extschema@.kabsd_tables() LOOP
-      EXECUTE pg_catalog.format('DROP MATERIALIZED VIEW IF EXISTS %I.%I CASCADE', n, t);
-    END LOOP;
-    EXECUTE pg_catalog.format('DROP SCHEMA IF EXISTS %I CASCADE', n || '_stage');
-  END IF;
-
+  SELECT v.srvowner INTO owner FROM pg_catalog.pg_foreign_server v WHERE v.srvname = n;
   IF pg_catalog.to_regnamespace(n) IS NULL THEN
-    EXECUTE pg_catalog.format('CREATE SCHEMA %I', n);
+    EXECUTE pg_catalog.format('CREATE SCHEMA %I AUTHORIZATION %I', n, owner::regrole);
     EXECUTE pg_catalog.format('COMMENT ON SCHEMA %I IS %L', n,
       'Snapshot of backlog ' || n || ': written by kabsd_refresh() only, from the Markdown files');
+  ELSIF (SELECT s.nspowner FROM pg_catalog.pg_namespace s WHERE s.nspname = n) <> owner THEN
+    RAISE EXCEPTION 'schema "%" is not owned by the owner of backlog "%"', n, n
+      USING ERRCODE = 'insufficient_privilege',
+            DETAIL = 'The snapshot of a backlog lives in a schema of the role that attached it.';
+  END IF;
+
+  -- an object of the snapshot's names must be the owner's and of its kind;
+  -- 0.1.0's materialized views give way to tables, which get their grants
+  FOR r IN SELECT c2.relname, c2.relkind, c2.relowner, c2.relacl
+           FROM pg_catalog.pg_class c2
+           WHERE c2.relnamespace = pg_catalog.to_regnamespace(n)
+             AND c2.relname = ANY (@extschema@.kabsd_tables() || ARRAY['refreshes', 'item_tags'])
+  LOOP
+    IF r.relowner <> owner OR r.relkind NOT IN ('r', 'v', 'm')
+       OR (r.relkind = 'v') <> (r.relname = 'item_tags') THEN
+      RAISE EXCEPTION '"%.%" is not part of the snapshot of backlog "%"', n, r.relname, n
+        USING ERRCODE = 'object_not_in_prerequisite_state',
+              HINT = 'Drop it or rename it; kabsd_refresh() makes the snapshot''s tables itself.';
+    END IF;
+    IF r.relkind = 'm' THEN
+      SELECT grants || coalesce(pg_catalog.array_agg(pg_catalog.format('GRANT %s ON %I.%I TO %s',
+               a.privilege_type, n, r.relname,
+               CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(a.grantee::regrole::text) END)), '{}')
+        INTO grants
+      FROM pg_catalog.aclexplode(r.relacl) a WHERE a.grantee <> r.relowner;
+    END IF;
+  END LOOP;
+  IF pg_catalog.cardinality(grants) > 0 OR EXISTS (SELECT 1 FROM pg_catalog.pg_class m
+      WHERE m.relnamespace = pg_catalog.to_regnamespace(n) AND m.relkind = 'm'
+        AND m.relname = ANY (@extschema@.kabsd_tables())) THEN
+    -- the views go with the staging tables they read
+    EXECUTE pg_catalog.format('DROP SCHEMA IF EXISTS %I CASCADE', n || '_stage');
+    FOR r IN SELECT m.relname FROM pg_catalog.pg_class m
+             WHERE m.relnamespace = pg_catalog.to_regnamespace(n) AND m.relkind = 'm'
+               AND m.relname = ANY (@extschema@.kabsd_tables()) LOOP
+      EXECUTE pg_catalog.format('DROP MATERIALIZED VIEW %I.%I CASCADE', n, r.relname);
+    END LOOP;
   END IF;
 
   -- every other writer is refused: the files are the source of truth.  A
@@ -109,62 +153,74 @@ BEGIN
       $f$, n);
     EXECUTE pg_catalog.format('COMMENT ON FUNCTION %I.refuse_write() IS %L', n,
       'Refuses every write to a snapshot table: only kabsd_refresh() writes them, from the files');
+    EXECUTE pg_catalog.format('ALTER FUNCTION %I.refuse_write() OWNER TO %I', n, owner::regrole);
   END IF;
 
-  FOREACH t IN ARRAY @extschema@.kabsd_tables() LOOP
-    CONTINUE WHEN pg_catalog.to_regclass(pg_catalog.format('%I.%I', n, t)) IS NOT NULL;
-    SELECT pg_catalog.string_agg(pg_catalog.format('%I %s%s', k.column_name, k.column_type,
-             CASE WHEN k.column_name IN ('path', 'ordinal') THEN ' NOT NULL' ELSE '' END),
-             ', ' ORDER BY k.ordinal) AS defs,
-           pg_catalog.min(k.table_comment) AS comment
-      INTO c
-    FROM @extschema@.kabsd_table_columns() k WHERE k.table_name = t;
-    IF t = 'links' THEN
-      c.defs := c.defs || ', target_uid uuid';
-    END IF;
-    EXECUTE pg_catalog.format('CREATE TABLE %I.%I (%s)', n, t, c.defs);
-    EXECUTE pg_catalog.format('COMMENT ON TABLE %I.%I IS %L', n, t,
-                              c.comment || ' Snapshot: written by kabsd_refresh() only.');
-    FOR c IN SELECT * FROM @extschema@.kabsd_table_columns() k WHERE k.table_name = t LOOP
-      EXECUTE pg_catalog.format('COMMENT ON COLUMN %I.%I.%I IS %L', n, t, c.column_name, c.comment);
-      -- wide values: lz4 when the server has it
-      IF c.column_name IN ('body', 'frontmatter', 'content', 'message') THEN
-        BEGIN
-          EXECUTE pg_catalog.format('ALTER TABLE %I.%I ALTER COLUMN %I SET COMPRESSION lz4',
-                                    n, t, c.column_name);
-        EXCEPTION WHEN feature_not_supported THEN
-          NULL;  -- a server built without lz4 keeps pglz
-        END;
+  published := EXISTS (SELECT 1 FROM pg_catalog.pg_publication p WHERE p.pubname = pub);
+  FOREACH t IN ARRAY @extschema@.kabsd_tables() || 'refreshes'::text LOOP
+    IF pg_catalog.to_regclass(pg_catalog.format('%I.%I', n, t)) IS NULL THEN
+      IF t = 'refreshes' THEN
+        EXECUTE pg_catalog.format($q$CREATE TABLE %I.refreshes (
+          id bigint PRIMARY KEY,
+          started_at timestamptz NOT NULL,
+          duration interval NOT NULL,
+          status text NOT NULL,
+          files bigint, items bigint, decisions bigint, links bigint, worklog bigint,
+          sections bigint, checklist bigint, errors bigint,
+          files_read bigint, rows_written bigint,
+          error text)$q$, n);
+        EXECUTE pg_catalog.format('COMMENT ON TABLE %I.refreshes IS %L', n,
+          'Every kabsd_refresh() of backlog ' || n || ', failed ones included (the newest 1000); the last one not failed tells how fresh the snapshot is');
+        EXECUTE pg_catalog.format('COMMENT ON COLUMN %I.refreshes.status IS %L', n,
+          'refreshed: the changed files were applied; rebuilt: empty tables were filled from every file; unchanged: no file changed; failed: the old snapshot was kept');
+        EXECUTE pg_catalog.format('COMMENT ON COLUMN %I.refreshes.errors IS %L', n, 'Files whose files.error is set');
+        EXECUTE pg_catalog.format('COMMENT ON COLUMN %I.refreshes.error IS %L', n, 'Why the refresh failed');
+      ELSE
+        SELECT pg_catalog.string_agg(pg_catalog.format('%I %s%s', k.column_name, k.column_type,
+                 CASE WHEN k.column_name IN ('path', 'ordinal') THEN ' NOT NULL' ELSE '' END),
+                 ', ' ORDER BY k.ordinal) AS defs,
+               pg_catalog.min(k.table_comment) AS comment
+          INTO c
+        FROM @extschema@.kabsd_table_columns() k WHERE k.table_name = t;
+        IF t = 'links' THEN
+          c.defs := c.defs || ', target_uid uuid';
+        END IF;
+        EXECUTE pg_catalog.format('CREATE TABLE %I.%I (%s)', n, t, c.defs);
+        EXECUTE pg_catalog.format('COMMENT ON TABLE %I.%I IS %L', n, t,
+                                  c.comment || ' Snapshot: written by kabsd_refresh() only.');
+        FOR c IN SELECT * FROM @extschema@.kabsd_table_columns() k WHERE k.table_name = t LOOP
+          EXECUTE pg_catalog.format('COMMENT ON COLUMN %I.%I.%I IS %L', n, t, c.column_name, c.comment);
+          -- wide values: lz4 when the server has it
+          IF c.column_name IN ('body', 'frontmatter', 'content', 'message') THEN
+            BEGIN
+              EXECUTE pg_catalog.format('ALTER TABLE %I.%I ALTER COLUMN %I SET COMPRESSION lz4',
+                                        n, t, c.column_name);
+            EXCEPTION WHEN feature_not_supported THEN
+              NULL;  -- a server built without lz4 keeps pglz
+            END;
+          END IF;
+        END LOOP;
+        IF t = 'links' THEN
+          EXECUTE pg_catalog.format('COMMENT ON COLUMN %I.links.target_uid IS %L', n,
+            'uid of the one item or decision of the same product that the target names; NULL when none or several match.');
+        END IF;
+        created := created || t;
       END IF;
-    END LOOP;
-    IF t = 'links' THEN
-      EXECUTE pg_catalog.format('COMMENT ON COLUMN %I.links.target_uid IS %L', n,
-        'uid of the one item or decision of the same product that the target names; NULL when none or several match.');
+      EXECUTE pg_catalog.format('ALTER TABLE %I.%I OWNER TO %I', n, t, owner::regrole);
+      IF published THEN
+        EXECUTE pg_catalog.format('ALTER PUBLICATION %I ADD TABLE %I.%I', pub, n, t);
+        EXECUTE pg_catalog.format('TRUNCATE %I.%I', n, t);
+      END IF;
     END IF;
-    EXECUTE pg_catalog.format('CREATE TRIGGER refuse_write BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %I.%I
-                               FOR EACH STATEMENT EXECUTE FUNCTION %I.refuse_write()', n, t, n);
-    created := created || t;
+    IF t <> 'refreshes' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
+        WHERE g.tgrelid = pg_catalog.format('%I.%I', n, t)::regclass AND g.tgname = 'refuse_write') THEN
+      EXECUTE pg_catalog.format('CREATE TRIGGER refuse_write BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %I.%I
+                                 FOR EACH STATEMENT EXECUTE FUNCTION %I.refuse_write()', n, t, n);
+    END IF;
   END LOOP;
-
-  -- the history of this backlog's refreshes, beside its snapshot so that
-  -- a copy can tell how fresh it is
-  IF pg_catalog.to_regclass(pg_catalog.format('%I.refreshes', n)) IS NULL THEN
-    EXECUTE pg_catalog.format($q$CREATE TABLE %I.refreshes (
-      id bigint PRIMARY KEY,
-      started_at timestamptz NOT NULL,
-      duration interval NOT NULL,
-      status text NOT NULL,
-      files bigint, items bigint, decisions bigint, links bigint, worklog bigint,
-      sections bigint, checklist bigint, errors bigint,
-      files_read bigint, rows_written bigint,
-      error text)$q$, n);
-    EXECUTE pg_catalog.format('COMMENT ON TABLE %I.refreshes IS %L', n,
-      'Every kabsd_refresh() of backlog ' || n || ', failed ones included (the newest 1000); the last one not failed tells how fresh the snapshot is');
-    EXECUTE pg_catalog.format('COMMENT ON COLUMN %I.refreshes.status IS %L', n,
-      'refreshed: the changed files were applied; rebuilt: empty tables were filled from every file; unchanged: no file changed; failed: the old snapshot was kept');
-    EXECUTE pg_catalog.format('COMMENT ON COLUMN %I.refreshes.errors IS %L', n, 'Files whose files.error is set');
-    EXECUTE pg_catalog.format('COMMENT ON COLUMN %I.refreshes.error IS %L', n, 'Why the refresh failed');
-  END IF;
+  FOREACH g IN ARRAY grants LOOP
+    EXECUTE g;
+  END LOOP;
 
   -- for BI tools that cannot read arrays
   IF pg_catalog.to_regclass(pg_catalog.format('%I.item_tags', n)) IS NULL THEN
@@ -172,6 +228,7 @@ BEGIN
       SELECT i.uid, i.id, t.tag, i.path FROM %1$I.items i, pg_catalog.unnest(i.tags) AS t(tag)$q$, n);
     EXECUTE pg_catalog.format('COMMENT ON VIEW %I.item_tags IS %L', n,
       'One row per tag of an item (uid, tag), for tools that cannot read arrays.');
+    EXECUTE pg_catalog.format('ALTER VIEW %I.item_tags OWNER TO %I', n, owner::regrole);
   END IF;
   RETURN created;
 END
@@ -289,11 +346,9 @@ BEGIN
            WHERE kabsd_refresh.name IS NULL OR k.name = kabsd_refresh.name
            ORDER BY k.name
   LOOP
-    -- writing the snapshot is for its owner: the schema's, or while there
-    -- is none, the server's
-    SELECT coalesce((SELECT s.nspowner FROM pg_catalog.pg_namespace s WHERE s.nspname = b.name),
-                    (SELECT v.srvowner FROM pg_catalog.pg_foreign_server v WHERE v.srvname = b.name))
-      INTO owner;
+    -- writing the snapshot is for its owner: the role that attached it,
+    -- which owns its server
+    SELECT v.srvowner INTO owner FROM pg_catalog.pg_foreign_server v WHERE v.srvname = b.name;
     IF owner IS NULL OR NOT pg_catalog.pg_has_role(owner, 'USAGE') THEN
       RAISE EXCEPTION 'permission denied to refresh backlog "%"', b.name
         USING ERRCODE = 'insufficient_privilege',
@@ -356,11 +411,6 @@ BEGIN
           kabsd_refresh.full OR rebuild);
         IF pg_catalog.cardinality(created) > 0 THEN
           PERFORM @extschema@.kabsd_snapshot_indexes(b.name);
-          -- a table that was dropped and is back joins the publication again
-          IF EXISTS (SELECT 1 FROM pg_catalog.pg_publication p WHERE p.pubname = 'kabsd_' || b.name) THEN
-            EXECUTE pg_catalog.format('ALTER PUBLICATION %I SET TABLE %s', 'kabsd_' || b.name,
-                                      @extschema@.kabsd_published_tables(b.name));
-          END IF;
         END IF;
         EXECUTE pg_catalog.format('SELECT count(*) FROM %I.files', b.name) INTO n;
         IF rebuild OR counts[1] IS NULL OR counts[1] + r.inserted[1] - r.deleted[1] <> n THEN
@@ -442,6 +492,10 @@ BEGIN
   EXECUTE pg_catalog.format('CREATE SCHEMA %I', live);
   EXECUTE pg_catalog.format('COMMENT ON SCHEMA %I IS %L', live, 'Live tables over the files of backlog ' || n || ': always current');
   EXECUTE pg_catalog.format('IMPORT FOREIGN SCHEMA kabsd FROM SERVER %I INTO %I', n, live);
+  -- a schema of that name that exists already is someone else's: refused
+  EXECUTE pg_catalog.format('CREATE SCHEMA %I', n);
+  EXECUTE pg_catalog.format('COMMENT ON SCHEMA %I IS %L', n,
+    'Snapshot of backlog ' || n || ': written by kabsd_refresh() only, from the Markdown files');
   INSERT INTO kabsd.backlogs (name, root) VALUES (n, root);
   -- the snapshot's tables are made, filled and indexed by the first refresh
   RETURN QUERY SELECT * FROM @extschema@.kabsd_refresh(n);
@@ -557,12 +611,13 @@ BEGIN
   END IF;
   out := ARRAY[
     pg_catalog.format('-- The cloud copy of backlog %s: tables that subscribe to publication %s.', n, 'kabsd_' || n),
-    pg_catalog.format('-- Made by kabsd_subscriber_sql() in database %s. Run it in any PostgreSQL 15 or later', pg_catalog.current_database()),
+    pg_catalog.format('-- Made by kabsd_subscriber_sql() in database %I. Run it in any PostgreSQL 15 or later', pg_catalog.current_database()),
     '-- (no extension needed), then subscribe with the command at the end.',
     'BEGIN;',
     pg_catalog.format('CREATE SCHEMA %I;', n),
     pg_catalog.format('COMMENT ON SCHEMA %I IS %L;', n, pg_catalog.obj_description(nsp, 'pg_namespace'))];
-  FOR x IN SELECT p.oid FROM pg_catalog.pg_proc p WHERE p.pronamespace = nsp ORDER BY p.proname LOOP
+  FOR x IN SELECT p.oid FROM pg_catalog.pg_proc p
+           WHERE p.pronamespace = nsp AND p.prokind = 'f' ORDER BY p.proname LOOP
     out := out || (pg_catalog.pg_get_functiondef(x.oid) || ';');
   END LOOP;
 
@@ -618,7 +673,9 @@ BEGIN
     '-- Subscribe, as a role that may create subscriptions, naming a role of the indexer',
     '-- that has REPLICATION and SELECT on these tables:',
     pg_catalog.format('-- CREATE SUBSCRIPTION %I CONNECTION %L PUBLICATION %I;', n,
-                      'host=INDEXER port=5432 dbname=' || pg_catalog.current_database() || ' user=ROLE',
+                      'host=INDEXER port=5432 dbname=''' ||
+                        pg_catalog.regexp_replace(pg_catalog.current_database(), '([\\''])', '\\\1', 'g') ||
+                        ''' user=ROLE',
                       'kabsd_' || n)];
   RETURN pg_catalog.array_to_string(out, E'\n') || E'\n';
 END

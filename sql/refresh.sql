@@ -138,6 +138,44 @@ SELECT name, worklog, status FROM kabsd_refresh('fresh');
 SELECT s.t, s.sum = n.sum AS same FROM sums_before_drop s JOIN snapshot_sums('fresh') n USING (t) ORDER BY 1;
 SELECT count(*) AS worklog_indexes FROM pg_index WHERE indrelid = 'fresh.worklog'::regclass;
 
+-- Only the snapshot's own objects are used: a view where a table belongs
+-- is refused, never read or written; a materialized view of one's own
+-- beside the tables is left alone
+DROP TABLE fresh.decisions;
+CREATE VIEW fresh.decisions AS SELECT 1 AS x;
+SELECT status, error FROM kabsd_refresh('fresh');
+DROP VIEW fresh.decisions;
+CREATE MATERIALIZED VIEW fresh.burndown AS SELECT state, count(*) FROM fresh.items GROUP BY state;
+SELECT status FROM kabsd_refresh('fresh');
+SELECT s.t, s.sum = n.sum AS same FROM sums_before_drop s JOIN snapshot_sums('fresh') n USING (t) ORDER BY 1;
+DROP MATERIALIZED VIEW fresh.burndown;
+-- a schema of the backlog's name that exists already is not taken over
+CREATE SCHEMA taken;
+SELECT * FROM kabsd_attach('/tmp/kabsd-regress-fresh', 'taken');  -- ERROR
+SELECT count(*) FROM pg_foreign_server WHERE srvname = 'taken';
+DROP SCHEMA taken;
+
+-- A backlog attached by another role: a superuser's refresh makes a
+-- dropped table again as that role's, and the role refreshes on
+DROP ROLE IF EXISTS regress_kabsd_owner;
+CREATE ROLE regress_kabsd_owner IN ROLE pg_read_server_files;
+GRANT CREATE ON DATABASE contrib_regression TO regress_kabsd_owner;
+GRANT USAGE ON FOREIGN DATA WRAPPER kabsd_fdw TO regress_kabsd_owner;
+SET ROLE regress_kabsd_owner;
+SELECT name, items, status FROM kabsd_attach('/tmp/kabsd-regress-fresh', 'owned');
+RESET ROLE;
+DROP TABLE owned.links;
+SELECT name, links, status FROM kabsd_refresh('owned');
+SELECT relname, relowner::regrole FROM pg_class
+WHERE relnamespace = 'owned'::regnamespace AND relkind IN ('r', 'v') AND relowner <> 'regress_kabsd_owner'::regrole;
+SET ROLE regress_kabsd_owner;
+SELECT name, links, status FROM kabsd_refresh('owned', full => true);
+SELECT kabsd_detach('owned');
+RESET ROLE;
+REVOKE CREATE ON DATABASE contrib_regression FROM regress_kabsd_owner;
+REVOKE USAGE ON FOREIGN DATA WRAPPER kabsd_fdw FROM regress_kabsd_owner;
+DROP ROLE regress_kabsd_owner;
+
 -- A second backlog side by side
 \set copy_second 'rm -rf /tmp/kabsd-regress-second && mkdir -p /tmp/kabsd-regress-second/products/two/items/t && printf -- "---\\nid: TWO-1\\nuid: 019b8f52-0000-7000-8000-0000000000c1\\n---\\n" > /tmp/kabsd-regress-second/products/two/items/t/TWO-1.md'
 COPY (SELECT 1) TO PROGRAM :'copy_second';

@@ -32,6 +32,7 @@
 #include "utils/wait_event.h"
 #include "port/atomics.h"
 #include "storage/shm_toc.h"
+#include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
@@ -59,6 +60,7 @@ StaticAssertDecl(sizeof(ApplyMsg) == MAXALIGN(sizeof(ApplyMsg)),
 typedef struct ApplyShared
 {
 	Oid			views[KT_COUNT];
+	NameData	backlog;		/* whose snapshot */
 	int64		max_file_size;
 	int64		max_files;		/* room in the list */
 	Size		max_bytes;
@@ -172,7 +174,8 @@ kabsd_apply_worker_main(dsm_segment *seg, shm_toc *toc)
 	initStringInfo(&list.pathbuf);
 
 	shm_mq_set_sender(mq, MyProc);
-	kabsd_apply_begin(&a, APPLY_SEND, list.sh->views, snapshot);
+	kabsd_apply_begin(&a, APPLY_SEND, NameStr(list.sh->backlog), list.sh->views,
+					  snapshot);
 	a.mqh = shm_mq_attach(mq, seg, NULL);
 	analyzer = kabsd_analyzer_begin(list.sh->root, list.sh->max_file_size,
 									KABSD_ALL_NEEDS, cxt);
@@ -295,6 +298,7 @@ kabsd_parallel_begin(Apply *a, const Oid *relids, const KabsdOptions *opts,
 
 	sh = shm_toc_allocate(pcxt->toc, shsize);
 	memcpy(sh->views, relids, sizeof(Oid) * KT_COUNT);
+	namestrcpy(&sh->backlog, a->backlog_name);
 	sh->max_file_size = opts->max_file_size;
 	sh->max_files = max_files;
 	sh->max_bytes = max_bytes;

@@ -163,12 +163,12 @@ kabsd_seven_relations(ArrayType *arr)
 	if (n != KT_COUNT)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("a snapshot has seven tables, not %d", n)));
+				 errmsg("array of snapshot tables must have %d elements", KT_COUNT)));
 	for (int i = 0; i < n; i++)
 		if (nulls[i])
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("a snapshot table cannot be null")));
+					 errmsg("array of snapshot tables must not contain nulls")));
 	return relids;
 }
 
@@ -197,7 +197,10 @@ kabsd_open_stamps(void)
 	TupleDesc	desc;
 
 	if (!OidIsValid(relid))
-		elog(ERROR, "table kabsd.file_stamps is missing");
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"kabsd.file_stamps\" does not exist"),
+				 errhint("Run ALTER EXTENSION kabsd_fdw UPDATE.")));
 	rel = table_open(relid, RowExclusiveLock);
 	desc = RelationGetDescr(rel);
 	if (rel->rd_rel->relkind != RELKIND_RELATION || desc->natts != 3 ||
@@ -205,6 +208,25 @@ kabsd_open_stamps(void)
 		TupleDescAttr(desc, 1)->atttypid != TEXTOID ||
 		TupleDescAttr(desc, 2)->atttypid != INT8OID ||
 		RelationGetForm(rel)->relhasindex || rel->trigdesc != NULL)
-		elog(ERROR, "table kabsd.file_stamps does not have the shape of this version");
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"kabsd.file_stamps\" was altered"),
+				 errdetail("The refresh writes rows of (backlog text, path text, stamp bigint) by their TIDs: the table must have those columns and no index or trigger.")));
 	return rel;
+}
+
+/*
+ * kabsd_stage_load() was the rebuild of 0.1.0.  Its SQL definition stays
+ * in a database whose extension was not updated yet: say what to do.
+ */
+PG_FUNCTION_INFO_V1(kabsd_stage_load);
+
+Datum
+kabsd_stage_load(PG_FUNCTION_ARGS)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("the SQL objects of kabsd_fdw are older than its library"),
+			 errhint("Run ALTER EXTENSION kabsd_fdw UPDATE.")));
+	PG_RETURN_NULL();			/* keep the compiler quiet */
 }

@@ -36,6 +36,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
@@ -275,11 +276,25 @@ open_view(Apply *a, SnapView *v, Oid relid, KabsdTable table, bool write)
 	if (rel->rd_rel->relkind != RELKIND_RELATION)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not a table", RelationGetRelationName(rel)),
-				 errdetail("A snapshot table is an ordinary table.")));
+				 errmsg("cannot refresh \"%s\"", RelationGetRelationName(rel)),
+				 errdetail_relkind_not_supported(rel->rd_rel->relkind)));
 	if (!pg_class_ownercheck(relid, GetUserId()))
 		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE,
 					   RelationGetRelationName(rel));
+
+	/*
+	 * Only the snapshot of this backlog: schema <backlog>, the table of
+	 * that name.  The stamps written beside it belong to the backlog, so
+	 * tables of one's own elsewhere must not stand in for it.
+	 */
+	if (strcmp(RelationGetRelationName(rel), kabsd_tables[table].name) != 0 ||
+		rel->rd_rel->relnamespace != a->nspid)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"%s\" is not a snapshot table of backlog \"%s\"",
+						RelationGetRelationName(rel), a->backlog_name),
+				 errdetail("Its table \"%s\" is \"%s.%s\".", kabsd_tables[table].name,
+						   a->backlog_name, kabsd_tables[table].name)));
 	v->table = table;
 	v->rel = rel;
 	v->binding = kabsd_bind_columns(rel, table);
@@ -355,11 +370,13 @@ close_view(SnapView *v)
  * parallel mode) or a worker (which only reads).
  */
 void
-kabsd_apply_begin(Apply *a, ApplyMode mode, const Oid *relids,
-				  Snapshot snapshot)
+kabsd_apply_begin(Apply *a, ApplyMode mode, const char *backlog,
+				  const Oid *relids, Snapshot snapshot)
 {
 	memset(a, 0, sizeof(*a));
 	a->mode = mode;
+	a->backlog_name = pstrdup(backlog);
+	a->nspid = get_namespace_oid(backlog, false);
 	a->estate = CreateExecutorState();
 	a->snapshot = RegisterSnapshot(snapshot);
 	for (int t = 0; t < KT_COUNT; t++)
@@ -565,6 +582,8 @@ build_targets(Apply *a)
 							  slot->tts_isnull[v->id_att - 1]);
 			path = text_or_null(slot->tts_values[v->path_att - 1],
 								slot->tts_isnull[v->path_att - 1]);
+			if (path == NULL)
+				continue;		/* no such row is written; keep off one */
 			has_uid = !slot->tts_isnull[v->uid_att - 1];
 			uid = has_uid ? DatumGetUUIDP(slot->tts_values[v->uid_att - 1]) : NULL;
 			if (id)
@@ -960,6 +979,7 @@ static void
 put_stamp(Apply *a, KnownPath *k, const char *path, int64 stamp)
 {
 	TupleTableSlot *slot = a->stamp_slot;
+	text	   *text_path;
 
 	if (a->mode == APPLY_COLLECT)
 	{
@@ -977,15 +997,20 @@ put_stamp(Apply *a, KnownPath *k, const char *path, int64 stamp)
 		simple_table_tuple_delete(a->stamps, &k->stamp_tid, a->snapshot);
 	if (path == NULL)
 		return;
+	text_path = cstring_to_text(path);
 	ExecClearTuple(slot);
 	slot->tts_values[0] = a->backlog;
 	slot->tts_isnull[0] = false;
-	slot->tts_values[1] = CStringGetTextDatum(path);
+	slot->tts_values[1] = PointerGetDatum(text_path);
 	slot->tts_isnull[1] = false;
 	slot->tts_values[2] = Int64GetDatum(stamp);
 	slot->tts_isnull[2] = false;
 	ExecStoreVirtualTuple(slot);
 	simple_table_tuple_insert(a->stamps, slot);
+	/* the walk stamps every changed file: nothing of it may pile up (the
+	 * slot holds its own copy once the row is written) */
+	ExecClearTuple(slot);
+	pfree(text_path);
 }
 
 /*
@@ -1037,7 +1062,7 @@ load_known(Apply *a, MemoryContext cxt)
 		CHECK_FOR_INTERRUPTS();
 		slot_getallattrs(slot);
 		if (slot->tts_isnull[0] || slot->tts_isnull[1] ||
-			!text_is(slot->tts_values[0], NameStr(a->backlog_name)))
+			!text_is(slot->tts_values[0], a->backlog_name))
 			continue;			/* another backlog's */
 		k = known_insert(a->known, TextDatumGetCString(slot->tts_values[1]), &found);
 		if (!found)
@@ -1383,13 +1408,13 @@ retarget_links(Apply *a, MemoryContext rowcxt)
 }
 
 /*
- * kabsd_snapshot_apply(server, views regclass[7], stamps regclass, full):
- * refreshes a populated snapshot in place.  full parses every file, not
- * only those whose stamp changed.  Returns the rows inserted and deleted
- * in each view (files, items, decisions, links, worklog, sections,
- * checklist), the change in the number of files with an error, the number
- * of files read, the fingerprint of the tree and the number of parallel
- * workers that shared the reading.
+ * kabsd_snapshot_apply(server, tables regclass[7], full): refreshes the
+ * snapshot of a backlog (its seven tables, in the order files, items,
+ * decisions, links, worklog, sections, checklist).  full parses every
+ * file, not only those whose stamp changed.  Returns the rows inserted and
+ * deleted in each table, the change in the number of files with an error,
+ * the number of files read, the fingerprint of the tree and the number of
+ * parallel workers that shared the reading.
  */
 Datum
 kabsd_snapshot_apply(PG_FUNCTION_ARGS)
@@ -1418,6 +1443,11 @@ kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 	ParallelApply *pa = NULL;
 	ItemPointerData files_tid;
 
+	if (PG_NARGS() != 3)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the SQL objects of kabsd_fdw are older than its library"),
+				 errhint("Run ALTER EXTENSION kabsd_fdw UPDATE.")));
 	if (get_call_result_type(fcinfo, NULL, &resdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	kabsd_server_options(PG_GETARG_NAME(0), &opts);
@@ -1425,9 +1455,9 @@ kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 	for (int t = 0; t < KT_COUNT; t++)
 		oids[t] = DatumGetObjectId(relids[t]);
 
-	kabsd_apply_begin(&a, APPLY_WRITE, oids, GetLatestSnapshot());
-	a.backlog_name = *PG_GETARG_NAME(0);
-	a.backlog = CStringGetTextDatum(NameStr(a.backlog_name));
+	kabsd_apply_begin(&a, APPLY_WRITE, NameStr(*PG_GETARG_NAME(0)), oids,
+					  GetLatestSnapshot());
+	a.backlog = CStringGetTextDatum(a.backlog_name);
 	a.stamps = kabsd_open_stamps();
 	a.stamp_slot = ExecInitExtraTupleSlot(a.estate, RelationGetDescr(a.stamps),
 										  &TTSOpsVirtual);
@@ -1511,7 +1541,7 @@ kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 
 	for (int t = 0; t < KT_COUNT; t++)
 		end_path_scan(&a.v[t]);
-	if (a.defer_links)
+	if (a.defer_links && tuplestore_tuple_count(a.v[KT_LINKS].to_insert) > 0)
 		write_deferred_links(&a, filecxt);
 	else if (a.targets_sum != 0)
 		retarget_links(&a, filecxt);

@@ -75,8 +75,9 @@ typedef struct Apply
 	SnapView	v[KT_COUNT];
 	bool		defer_links;	/* the links table was empty: fill it last */
 	Relation	stamps;			/* the leader's only: kabsd.file_stamps */
-	NameData	backlog_name;	/* whose stamps */
-	Datum		backlog;		/* the same, as text */
+	char	   *backlog_name;	/* the server's: whose snapshot and stamps */
+	Oid			nspid;			/* its schema */
+	Datum		backlog;		/* the name, as text */
 	TupleTableSlot *stamp_slot;
 	EState	   *estate;
 	Snapshot	snapshot;		/* every participant compares with this one */
@@ -125,8 +126,8 @@ typedef struct WorkList
 } WorkList;
 
 /* snapshot.c */
-extern void kabsd_apply_begin(Apply *a, ApplyMode mode, const Oid *relids,
-							  Snapshot snapshot);
+extern void kabsd_apply_begin(Apply *a, ApplyMode mode, const char *backlog,
+							  const Oid *relids, Snapshot snapshot);
 extern void kabsd_apply_end(Apply *a);
 extern void kabsd_apply_file(Apply *a, KabsdScan *analyzer, const KbEntry *e,
 							 ItemPointer files_tid, MemoryContext filecxt);

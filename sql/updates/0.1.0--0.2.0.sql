@@ -14,6 +14,9 @@ CREATE TABLE kabsd.file_stamps (
   stamp bigint NOT NULL
 );
 COMMENT ON TABLE kabsd.file_stamps IS 'Internal: what each file of each snapshot was when last read (path, size, times, inode); a file whose stamp differs is read again. Written by kabsd_refresh() only';
+-- no key to keep (rows go by TID), so a publication FOR ALL TABLES
+-- identifies a row by all of it
+ALTER TABLE kabsd.file_stamps REPLICA IDENTITY FULL;
 REVOKE ALL ON kabsd.file_stamps FROM PUBLIC;
 GRANT SELECT, DELETE ON kabsd.file_stamps TO pg_read_server_files;
 SELECT pg_catalog.pg_extension_config_dump('kabsd.file_stamps', '');

@@ -164,6 +164,17 @@ $indexer->wait_for_catchup($standby);
 same_as_indexer($indexer, $cloud, 'cloud', 'after a rebuild');
 same_as_indexer($indexer, $standby, 'postgres', 'standby after a rebuild');
 
+# A snapshot table dropped on the indexer: the refresh makes it again; it
+# joins the publication empty, and its TRUNCATE clears the copy's rows
+# before the new ones arrive
+$indexer->safe_psql('postgres', 'DROP TABLE backlog.worklog');
+system("sed -i 's/^title: .*/title: Edited again/' $items/story/0000/SHOP-USR-0001_persist-carts.md") == 0 or die;
+is(refresh($indexer), 'rebuilt', 'a dropped table is made again');
+$indexer->wait_for_catchup('backlog');
+$indexer->wait_for_catchup($standby);
+same_as_indexer($indexer, $cloud, 'cloud', 'after a dropped table');
+same_as_indexer($indexer, $standby, 'postgres', 'standby after a dropped table');
+
 # Names that are not valid UTF-8, and a path longer than PATH_MAX: listed
 # with an error, nothing else taken from them, and they replicate
 open($fh, '>', "$items/task/0000/SHOP-TSK-0004_\xff.md") or die;

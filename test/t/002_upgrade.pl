@@ -58,6 +58,7 @@ is($node->safe_psql('postgres', "SELECT status FROM kabsd_attach('$backlog')"),
 is($node->safe_psql('postgres', "SELECT relkind FROM pg_class WHERE oid = 'backlog.items'::regclass"),
 	'm', 'a 0.1.0 snapshot is made of materialized views');
 my $items_010 = $node->safe_psql('postgres', "SELECT string_agg(id || ' ' || state, ',' ORDER BY path) FROM backlog.items");
+$node->safe_psql('postgres', 'CREATE ROLE bi; GRANT USAGE ON SCHEMA backlog TO bi; GRANT SELECT ON backlog.items TO bi');
 
 # the new version installed over it, as a package upgrade does
 $node->stop;
@@ -75,6 +76,8 @@ is($node->safe_psql('postgres', "SELECT status FROM kabsd_refresh()"),
 is($node->safe_psql('postgres',
 		"SELECT string_agg(DISTINCT relkind::text, ',') FROM pg_class WHERE relnamespace = 'backlog'::regnamespace AND relkind IN ('r', 'm')"),
 	'r', 'as tables');
+is($node->safe_psql('postgres', "SELECT has_table_privilege('bi', 'backlog.items', 'SELECT')"),
+	't', 'a grant on a 0.1.0 view goes to the table that replaces it');
 is($node->safe_psql('postgres', "SELECT count(*) FROM pg_namespace WHERE nspname = 'backlog_stage'"),
 	'0', 'the staging schema is gone');
 is($node->safe_psql('postgres', "SELECT string_agg(id || ' ' || state, ',' ORDER BY path) FROM backlog.items"),
