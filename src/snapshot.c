@@ -1440,6 +1440,7 @@ kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 	int			nworkers;
 	int			workers = 0;
 	bool		stream;
+	bool		all_empty;
 	ParallelApply *pa = NULL;
 	ItemPointerData files_tid;
 
@@ -1474,6 +1475,18 @@ kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 	memset(&wl, 0, sizeof(wl));
 	wl.cxt = CurrentMemoryContext;
 	nworkers = max_parallel_maintenance_workers;
+
+	/*
+	 * A snapshot with every table empty (a first fill) writes every row it
+	 * reads, and only this backend may write: workers would only make it
+	 * keep every row until they are done, then write them all (measured
+	 * slower, 47 s against 40 s at 100,000 items).  It reads alone.
+	 */
+	all_empty = true;
+	for (int t = 0; t < KT_COUNT; t++)
+		all_empty &= a.v[t].empty;
+	if (all_empty)
+		nworkers = 0;
 	stream = full && nworkers > 0 &&
 		a.known->members >= (uint64) Max(1, kabsd_min_parallel_refresh_files);
 	if (stream)
