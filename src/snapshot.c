@@ -183,6 +183,16 @@ bulk_begin(Apply *a, SnapView *v)
 	for (int i = 0; i < BULK_ROWS; i++)
 		v->bulk[i] = table_slot_create(v->rel, &a->estate->es_tupleTable);
 	v->bistate = GetBulkInsertState();
+
+	/*
+	 * A table this refresh made (a first attach, a table that was dropped)
+	 * is filled as COPY FREEZE fills one: no other transaction can see it
+	 * before this one commits, and if this one fails the table goes with
+	 * it.  The rows go in frozen, on pages marked all-visible, so that no
+	 * reader has to look their transaction up or set hint bits later.
+	 */
+	if (v->rel->rd_createSubid == GetCurrentSubTransactionId())
+		v->insert_options = TABLE_INSERT_FROZEN;
 }
 
 static void
@@ -190,8 +200,8 @@ bulk_flush(Apply *a, SnapView *v)
 {
 	if (v->nbulk == 0)
 		return;
-	table_multi_insert(v->rel, v->bulk, v->nbulk, GetCurrentCommandId(true), 0,
-					   v->bistate);
+	table_multi_insert(v->rel, v->bulk, v->nbulk, GetCurrentCommandId(true),
+					   v->insert_options, v->bistate);
 	for (int i = 0; i < v->nbulk; i++)
 	{
 		if (v->rri->ri_NumIndices > 0)

@@ -56,6 +56,7 @@ typedef struct SnapView
 	int			nbulk;
 	Size		bulk_bytes;
 	struct BulkInsertStateData *bistate;
+	int			insert_options; /* TABLE_INSERT_FROZEN for a table made now */
 	TupleTableSlot *old_slot;
 	TupleTableSlot *new_slot;
 	TupleTableSlot *min_slot;	/* rows kept in a tuplestore */
