@@ -12,6 +12,13 @@ COPY (SELECT 1) TO PROGRAM :'copy_fixture';
 SELECT name, files, items, decisions, links, worklog, sections, checklist,
        errors, status, error
 FROM kabsd_attach('/tmp/kabsd-regress-fresh', 'fresh');
+-- the first fill wrote its rows frozen, on all-visible pages (as COPY
+-- FREEZE writes a table made in the same transaction)
+CREATE EXTENSION pg_visibility;
+SELECT t, bool_and(v.all_visible AND v.all_frozen) AS frozen
+FROM unnest(kabsd_tables()) AS t, pg_visibility_map(format('fresh.%I', t)::regclass) v
+GROUP BY t ORDER BY t;
+DROP EXTENSION pg_visibility;
 SELECT nspname FROM pg_namespace WHERE nspname LIKE 'fresh%' ORDER BY 1;
 SELECT relname, relkind, relreplident FROM pg_class WHERE relnamespace = 'fresh'::regnamespace
   AND relkind IN ('r', 'v', 'm') ORDER BY 1;
