@@ -6,6 +6,8 @@
 -- operating system user.
 --
 \getenv abs_srcdir PG_ABS_SRCDIR
+-- this backend, checked after the worst files: a crash would end it
+SELECT pg_backend_pid() AS backend \gset
 \set make_hostile 'sh ' :abs_srcdir '/test/fixtures/make-hostile.sh /tmp/kabsd-regress-hostile'
 DROP SERVER IF EXISTS hostile CASCADE;
 DROP SERVER IF EXISTS big CASCADE;
@@ -55,7 +57,7 @@ SELECT count(*), count(*) FILTER (WHERE checked) AS checked FROM big.checklist;
 SET statement_timeout = '50ms';
 SELECT count(*) FROM big.sections a, big.checklist b WHERE a.ordinal = b.ordinal;
 RESET statement_timeout;
-SELECT 'still alive' AS server;
+SELECT pg_backend_pid() = :backend AS same_backend;
 
 -- root removed, or replaced by a file, after the server was created
 COPY (SELECT 1) TO PROGRAM 'mkdir -p /tmp/kabsd-regress-gone';
@@ -68,4 +70,4 @@ COPY (SELECT 1) TO PROGRAM 'touch /tmp/kabsd-regress-gone';
 SELECT count(*) FROM gone_files;  -- ERROR
 COPY (SELECT 1) TO PROGRAM 'rm -f /tmp/kabsd-regress-gone';
 DROP SERVER gone CASCADE;
-SELECT 'still alive' AS server;
+SELECT pg_backend_pid() = :backend AS same_backend;

@@ -502,14 +502,45 @@ kabsd_acquire_sample_rows(Relation onerel, int elevel, HeapTuple *rows,
  * Writes: refused, with a message that says where to write instead.
  * ---------------------------------------------------------------------
  */
+#define REFUSE_DETAIL \
+	errdetail("Backlog tables are read-only: the Markdown files under the backlog root are the source of truth.")
+#define REFUSE_HINT \
+	errhint("Edit the Markdown files instead; the live tables show the change at once, the snapshot after kabsd_refresh().")
+
+/* Each refusal a whole message, so that it can be translated. */
 static void
-refuse_write(const char *relname, const char *verb)
+refuse_write(const char *relname, CmdType operation)
 {
-	ereport(ERROR,
-			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			 errmsg("cannot %s foreign table \"%s\"", verb, relname),
-			 errdetail("Backlog tables are read-only: the Markdown files under the backlog root are the source of truth."),
-			 errhint("Edit the Markdown files instead; the live tables show the change at once, the snapshot after kabsd_refresh().")));
+	switch (operation)
+	{
+		case CMD_INSERT:
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot insert into foreign table \"%s\"", relname),
+					 REFUSE_DETAIL, REFUSE_HINT));
+			break;
+		case CMD_UPDATE:
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot update foreign table \"%s\"", relname),
+					 REFUSE_DETAIL, REFUSE_HINT));
+			break;
+		case CMD_DELETE:
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot delete from foreign table \"%s\"", relname),
+					 REFUSE_DETAIL, REFUSE_HINT));
+			break;
+		case CMD_UTILITY:		/* TRUNCATE */
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot truncate foreign table \"%s\"", relname),
+					 REFUSE_DETAIL, REFUSE_HINT));
+			break;
+		default:
+			elog(ERROR, "unexpected operation %d on foreign table \"%s\"",
+				 (int) operation, relname);
+	}
 }
 
 static List *
@@ -517,18 +548,15 @@ kabsdPlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 					   Index resultRelation, int subplan_index)
 {
 	RangeTblEntry *rte = planner_rt_fetch(resultRelation, root);
-	const char *verb = plan->operation == CMD_INSERT ? "insert into"
-		: plan->operation == CMD_UPDATE ? "update"
-		: plan->operation == CMD_DELETE ? "delete from" : "modify";
 
-	refuse_write(get_rel_name(rte->relid), verb);
+	refuse_write(get_rel_name(rte->relid), plan->operation);
 	return NIL;
 }
 
 static void
 kabsdExecForeignTruncate(List *rels, DropBehavior behavior, bool restart_seqs)
 {
-	refuse_write(RelationGetRelationName((Relation) linitial(rels)), "truncate");
+	refuse_write(RelationGetRelationName((Relation) linitial(rels)), CMD_UTILITY);
 }
 
 /* ---------------------------------------------------------------------

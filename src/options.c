@@ -67,7 +67,7 @@ parse_root(const char *value)
 
 	if (!is_absolute_path(value))
 		ereport(ERROR,
-				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
 				 errmsg("option \"root\" must be an absolute path"),
 				 errdetail("The value given is \"%s\".", value)));
 	if (stat(value, &st) != 0)
@@ -76,7 +76,7 @@ parse_root(const char *value)
 				 errmsg("could not access backlog root \"%s\": %m", value)));
 	if (!S_ISDIR(st.st_mode))
 		ereport(ERROR,
-				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
 				 errmsg("backlog root \"%s\" is not a directory", value)));
 	return pstrdup(value);
 }

@@ -209,10 +209,10 @@ take_message(Apply *a, Size nbytes, const char *data, int64 *files_read)
 	Size		hdr = MAXALIGN(sizeof(ApplyMsg));
 
 	if (nbytes < hdr)
-		elog(ERROR, "kabsd_fdw: short message from a parallel worker");
+		elog(ERROR, "short message from a parallel refresh worker");
 	memcpy(&msg, data, sizeof(msg));
 	if (msg.table >= KT_COUNT)
-		elog(ERROR, "kabsd_fdw: bad message from a parallel worker");
+		elog(ERROR, "unexpected message from a parallel refresh worker");
 	switch (msg.op)
 	{
 		case 'i':
@@ -233,7 +233,7 @@ take_message(Apply *a, Size nbytes, const char *data, int64 *files_read)
 				break;
 			}
 		default:
-			elog(ERROR, "kabsd_fdw: bad message from a parallel worker");
+			elog(ERROR, "unexpected message from a parallel refresh worker");
 	}
 }
 

@@ -690,10 +690,9 @@ send_msg(Apply *a, const ApplyMsg *msg, const void *tuple, Size len)
 	iov[1].data = tuple;
 	iov[1].len = len;
 	res = shm_mq_sendv(a->mqh, iov, tuple ? 2 : 1, false, false);
+	/* the leader detached: it failed, and its error is the one reported */
 	if (res != SHM_MQ_SUCCESS)
-		ereport(ERROR,
-				(errcode(ERRCODE_ADMIN_SHUTDOWN),
-				 errmsg("the refresh that started this parallel worker is gone")));
+		elog(ERROR, "could not send changes to the refreshing backend");
 }
 
 /* A row the view must gain. */

@@ -21,7 +21,11 @@ SELECT count(*) FROM lb_live.items WHERE product = 'atlas';
 SELECT count(*) FROM lb.worklog w JOIN lb.items i ON i.uid = w.item_uid;
 SQL
 # refreshes in a loop, and files edited and added underneath
-( for i in $(seq 1 25); do q -d kabsd_load -c "SELECT status FROM kabsd_refresh('lb')" >/dev/null || echo "refresh failed"; done ) > /tmp/kabsd-load-refresh.log 2>&1 &
+# (a refresh that fails returns status "failed" with a WARNING: both count)
+( for i in $(seq 1 25); do
+	s=$(q -d kabsd_load -c "SELECT status FROM kabsd_refresh('lb')" 2>&1) || s="error"
+	case "$s" in refreshed | unchanged | rebuilt) ;; *) echo "refresh failed: $s" ;; esac
+done ) > /tmp/kabsd-load-refresh.log 2>&1 &
 refresher=$!
 ( for i in $(seq 1 40); do
 	f=$(find "$dir/products/atlas/items" -name '*.md' ! -name '*.index.md' | sed -n "$((i * 3))p")
