@@ -4,7 +4,8 @@
 #   - builds and installs the extension,
 #   - starts a throwaway PostgreSQL 15 cluster (test/cluster.sh),
 #   - runs the pg_regress suites, the isolation specs, the pgTAP suite,
-#     the TAP tests (several clusters), the load and crash tests, the C unit tests under ASan/UBSan and
+#     the TAP tests (several clusters), the load and crash tests,
+#     the Debian package (built, installed, tested), the C unit tests under ASan/UBSan and
 #     valgrind, and the fuzzer for a bounded time.
 # With CI=true the build uses -Werror.
 set -euo pipefail
@@ -83,6 +84,9 @@ done
 test/fuzz/fuzz_core -max_total_time="${KABSD_FUZZ_SECONDS:-60}" -max_len=65536 \
 	-rss_limit_mb=2048 -artifact_prefix=/tmp/kabsd-fuzz- "$corpus" 2>&1 | tail -n 3 || status=1
 rm -rf "$corpus"
+
+step "Debian package (build, apt install, pg_regress against the installed package)"
+bash test/deb.sh || status=1
 
 echo
 if [ $status -eq 0 ]; then
