@@ -9,7 +9,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "snapshot.h"
+#include "kabsd_fdw.h"
 
 #include "access/htup_details.h"
 #include "access/reloptions.h"

@@ -197,4 +197,7 @@ extern Relation kabsd_open_stamps(void);
 struct ArrayType;
 extern Datum *kabsd_seven_relations(struct ArrayType *arr);
 
+/* parallel.c: kabsd_fdw.min_parallel_refresh_files */
+extern int	kabsd_min_parallel_refresh_files;
+
 #endif							/* KABSD_FDW_H */

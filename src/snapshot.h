@@ -151,6 +151,5 @@ extern ParallelApply *kabsd_parallel_begin(Apply *a, const Oid *relids,
 extern void kabsd_parallel_add(ParallelApply *pa, Apply *a, const KbEntry *e,
 							   ItemPointer files_tid);
 extern int	kabsd_parallel_finish(ParallelApply *pa, Apply *a);
-extern int	kabsd_min_parallel_refresh_files;
 
 #endif							/* KABSD_SNAPSHOT_H */
