@@ -52,8 +52,8 @@ BEGIN
 END
 $$;
 
--- For the snapshot suites: a checksum of each view of a backlog's snapshot,
--- and every view emptied as REFRESH ... WITH NO DATA leaves it
+-- For the snapshot suites: a checksum of each table of a backlog's
+-- snapshot, and every table emptied
 CREATE OR REPLACE FUNCTION snapshot_sums(backlog text) RETURNS TABLE (t text, sum text)
 LANGUAGE plpgsql AS $$
 BEGIN
