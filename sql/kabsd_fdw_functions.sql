@@ -171,10 +171,24 @@ BEGIN
           error text)$q$, n);
         EXECUTE pg_catalog.format('COMMENT ON TABLE %I.refreshes IS %L', n,
           'Every kabsd_refresh() of backlog ' || n || ', failed ones included (the newest 1000); the last one not failed tells how fresh the snapshot is');
-        EXECUTE pg_catalog.format('COMMENT ON COLUMN %I.refreshes.status IS %L', n,
-          'refreshed: the changed files were applied; rebuilt: empty tables were filled from every file; unchanged: no file changed; failed: the old snapshot was kept');
-        EXECUTE pg_catalog.format('COMMENT ON COLUMN %I.refreshes.errors IS %L', n, 'Files whose files.error is set');
-        EXECUTE pg_catalog.format('COMMENT ON COLUMN %I.refreshes.error IS %L', n, 'Why the refresh failed');
+        FOR c IN SELECT * FROM (VALUES
+            ('id', 'The refresh''s id on the indexer (its refresh history)'),
+            ('started_at', 'When the refresh began'),
+            ('duration', 'How long it took'),
+            ('status', 'refreshed: the changed files were applied; rebuilt: empty tables were filled from every file; unchanged: no file changed; failed: the old snapshot was kept'),
+            ('files', 'Rows of files after the refresh'),
+            ('items', 'Rows of items after the refresh'),
+            ('decisions', 'Rows of decisions after the refresh'),
+            ('links', 'Rows of links after the refresh'),
+            ('worklog', 'Rows of worklog after the refresh'),
+            ('sections', 'Rows of sections after the refresh'),
+            ('checklist', 'Rows of checklist after the refresh'),
+            ('errors', 'Files whose files.error is set'),
+            ('files_read', 'Files read and parsed: those whose stamp changed, or every file of a rebuild or a full refresh'),
+            ('rows_written', 'Rows inserted and deleted in the snapshot tables'),
+            ('error', 'Why the refresh failed')) AS d(col, txt) LOOP
+          EXECUTE pg_catalog.format('COMMENT ON COLUMN %I.refreshes.%I IS %L', n, c.col, c.txt);
+        END LOOP;
       ELSE
         SELECT pg_catalog.string_agg(pg_catalog.format('%I %s%s', k.column_name, k.column_type,
                  CASE WHEN k.column_name IN ('path', 'ordinal') THEN ' NOT NULL' ELSE '' END),

@@ -44,7 +44,7 @@ LEFT JOIN pg_attribute s ON s.attrelid = format('fresh.%I', l.relname)::regclass
 WHERE l.relnamespace = 'fresh_live'::regnamespace
   AND s.atttypid IS DISTINCT FROM a.atttypid;
 SELECT count(*) AS uncommented FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0
-WHERE c.relnamespace = 'fresh'::regnamespace AND c.relkind = 'r' AND c.relname <> 'refreshes'
+WHERE c.relnamespace = 'fresh'::regnamespace AND c.relkind = 'r'
   AND (col_description(c.oid, a.attnum) IS NULL OR obj_description(c.oid, 'pg_class') IS NULL);
 
 -- only kabsd_refresh() writes the snapshot: everyone else is refused, its
