@@ -27,9 +27,6 @@ start)
 port = $PORT
 listen_addresses = ''
 unix_socket_directories = '$BASE'
-shared_preload_libraries = 'pg_cron'
-cron.database_name = 'kabsd_cron'
-cron.use_background_workers = on
 max_worker_processes = 16
 fsync = off
 log_min_messages = warning

@@ -23,7 +23,7 @@ fail() { echo "kabsd_fdw Debian package: FAILED: $*" >&2; exit 1; }
 
 step "build tools and Build-Depends"
 # The build tools, debian/control's Build-Depends, and what the test cluster
-# needs: the server and pg_cron, which test/cluster.sh preloads.
+# needs: the server (pg_cron too, which the TAP tests preload).
 PACKAGES=(
 	build-essential dpkg-dev debhelper
 	postgresql-server-dev-all libyaml-dev libcmark-dev

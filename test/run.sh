@@ -57,7 +57,7 @@ else
 	make installcheck REGRESS= ISOLATION= || status=1
 fi
 
-step "pg_cron, load and crash"
+step "load, crash and memory"
 for t in test/system/*.sh; do
 	[ "$t" = test/system/lib.sh ] && continue
 	echo "--- $t"
