@@ -279,15 +279,6 @@ BEGIN
 END
 $$;
 
--- The tables a publication of the backlog carries.
-CREATE OR REPLACE FUNCTION kabsd_published_tables(name text)
-RETURNS text
-LANGUAGE sql STABLE
-AS $$
-  SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', name, t), ', ' ORDER BY o)
-  FROM pg_catalog.unnest(@extschema@.kabsd_tables() || 'refreshes'::text) WITH ORDINALITY AS u(t, o)
-$$;
-
 -- One refresh, as kabsd_refresh() records it: in kabsd.refresh_history and
 -- in the backlog's own refreshes table (which a copy receives); both keep
 -- the newest 1000.
@@ -575,6 +566,7 @@ LANGUAGE plpgsql
 AS $$
 DECLARE
   pub text := 'kabsd_' || kabsd_publish.name;
+  tables text;
 BEGIN
   PERFORM @extschema@.kabsd_check_attached(kabsd_publish.name);
   IF pg_catalog.current_setting('wal_level') <> 'logical' THEN
@@ -584,13 +576,13 @@ BEGIN
                                        pg_catalog.current_setting('wal_level')),
             HINT = 'Set wal_level = logical in postgresql.conf and restart the server.';
   END IF;
-  IF EXISTS (SELECT 1 FROM pg_catalog.pg_publication p WHERE p.pubname = pub) THEN
-    EXECUTE pg_catalog.format('ALTER PUBLICATION %I SET TABLE %s', pub,
-                              @extschema@.kabsd_published_tables(kabsd_publish.name));
-  ELSE
-    EXECUTE pg_catalog.format('CREATE PUBLICATION %I FOR TABLE %s', pub,
-                              @extschema@.kabsd_published_tables(kabsd_publish.name));
-  END IF;
+  -- the snapshot's tables and its refreshes
+  SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', kabsd_publish.name, t), ', ' ORDER BY o)
+    INTO tables
+  FROM pg_catalog.unnest(@extschema@.kabsd_tables() || 'refreshes'::text) WITH ORDINALITY AS u(t, o);
+  EXECUTE pg_catalog.format(CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_publication p WHERE p.pubname = pub)
+                                 THEN 'ALTER PUBLICATION %I SET TABLE %s'
+                                 ELSE 'CREATE PUBLICATION %I FOR TABLE %s' END, pub, tables);
   EXECUTE pg_catalog.format('COMMENT ON PUBLICATION %I IS %L', pub,
     'The snapshot of backlog ' || kabsd_publish.name || ' and its refreshes; kabsd_subscriber_sql() gives the subscriber''s tables');
   RETURN pub;

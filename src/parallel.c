@@ -59,7 +59,7 @@ StaticAssertDecl(sizeof(ApplyMsg) == MAXALIGN(sizeof(ApplyMsg)),
 
 typedef struct ApplyShared
 {
-	Oid			views[KT_COUNT];
+	Oid			tables[KT_COUNT];
 	NameData	backlog;		/* whose snapshot */
 	int64		max_file_size;
 	int64		max_files;		/* room in the list */
@@ -174,7 +174,7 @@ kabsd_apply_worker_main(dsm_segment *seg, shm_toc *toc)
 	initStringInfo(&list.pathbuf);
 
 	shm_mq_set_sender(mq, MyProc);
-	kabsd_apply_begin(&a, APPLY_SEND, NameStr(list.sh->backlog), list.sh->views,
+	kabsd_apply_begin(&a, APPLY_SEND, NameStr(list.sh->backlog), list.sh->tables,
 					  snapshot);
 	a.mqh = shm_mq_attach(mq, seg, NULL);
 	analyzer = kabsd_analyzer_begin(list.sh->root, list.sh->max_file_size,
@@ -297,7 +297,7 @@ kabsd_parallel_begin(Apply *a, const Oid *relids, const KabsdOptions *opts,
 	pa->pcxt = pcxt;
 
 	sh = shm_toc_allocate(pcxt->toc, shsize);
-	memcpy(sh->views, relids, sizeof(Oid) * KT_COUNT);
+	memcpy(sh->tables, relids, sizeof(Oid) * KT_COUNT);
 	namestrcpy(&sh->backlog, a->backlog_name);
 	sh->max_file_size = opts->max_file_size;
 	sh->max_files = max_files;

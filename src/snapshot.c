@@ -55,7 +55,7 @@
 PG_FUNCTION_INFO_V1(kabsd_snapshot_apply);
 
 /* ---------------------------------------------------------------------
- * The paths the last refresh knew: from the files view and the stamps.
+ * The paths the last refresh knew: from the files table and the stamps.
  * ---------------------------------------------------------------------
  */
 typedef struct KnownPath
@@ -63,12 +63,12 @@ typedef struct KnownPath
 	char	   *path;			/* the key */
 	uint32		hash;
 	char		status;
-	bool		in_snapshot;	/* the files view has its row */
+	bool		in_snapshot;	/* the files table has its row */
 	bool		has_stamp;
 	bool		seen;			/* walked by this refresh */
 	int64		stamp;
 	ItemPointerData stamp_tid;
-	ItemPointerData files_tid;	/* its row in the files view */
+	ItemPointerData files_tid;	/* its row in the files table */
 } KnownPath;
 
 #define SH_PREFIX known
@@ -545,7 +545,7 @@ claim_target(Apply *a, const char *product, const char *key, uint32 key_len,
 		t->ambiguous = true;
 }
 
-/* (Re)builds the target maps from the items and decisions views. */
+/* (Re)builds the target maps from the items and decisions tables. */
 static void
 build_targets(Apply *a)
 {
@@ -554,7 +554,7 @@ build_targets(Apply *a)
 
 	/*
 	 * Up to three keys a row (id, id by name, file name): the map is sized
-	 * once from the views' last row counts, not grown (and rehashed) step
+	 * once from the tables' last row counts, not grown (and rehashed) step
 	 * by step.  An estimate that is stale only costs growing past it.
 	 */
 	for (int t = KT_ITEMS; t <= KT_DECISIONS; t++)
@@ -695,7 +695,7 @@ send_msg(Apply *a, const ApplyMsg *msg, const void *tuple, Size len)
 		elog(ERROR, "could not send changes to the refreshing backend");
 }
 
-/* A row the view must gain. */
+/* A row the table must gain. */
 static void
 insert_row(Apply *a, SnapView *v, const Datum *values, const bool *nulls)
 {
@@ -743,7 +743,7 @@ insert_row(Apply *a, SnapView *v, const Datum *values, const bool *nulls)
 	}
 }
 
-/* A row the view must lose. */
+/* A row the table must lose. */
 static void
 delete_row(Apply *a, SnapView *v, TupleTableSlot *old)
 {
@@ -772,7 +772,7 @@ delete_row(Apply *a, SnapView *v, TupleTableSlot *old)
 	}
 }
 
-/* A row a worker found the view must gain, kept until parallel mode ends. */
+/* A row a worker found the table must gain, kept until parallel mode ends. */
 void
 kabsd_apply_collect_insert(Apply *a, KabsdTable t, MinimalTuple tup)
 {
@@ -783,7 +783,7 @@ kabsd_apply_collect_insert(Apply *a, KabsdTable t, MinimalTuple tup)
 	ExecClearTuple(v->min_slot);
 }
 
-/* A row some participant found the view must lose, kept likewise. */
+/* A row some participant found the table must lose, kept likewise. */
 void
 kabsd_apply_collect_delete(Apply *a, KabsdTable t, ItemPointer tid)
 {
@@ -866,7 +866,7 @@ flush_collected(Apply *a, MemoryContext rowcxt)
  * Can a path of this kind have rows in this view?  The data model gives
  * items, links, worklog and checklist rows to item files, decisions rows
  * to decision files, sections rows to both, and a files row to every
- * file; a path's kind follows from the path alone.  So a view that cannot
+ * file; a path's kind follows from the path alone.  So a table that cannot
  * hold rows of a path is not even looked at: a third of the lookups of a
  * full refresh.
  */
@@ -887,7 +887,7 @@ view_holds_kind(KabsdTable table, KbKind kind)
 }
 
 /*
- * One row the view holds for a path: kept when it is the row of its
+ * One row the table holds for a path: kept when it is the row of its
  * ordinal the file gives, else deleted.
  */
 static inline void
@@ -909,9 +909,9 @@ match_old_row(Apply *a, SnapView *v, TupleTableSlot *old, int n,
 }
 
 /*
- * Makes the rows of one path in one view those the file gives (none when
+ * Makes the rows of one path in one table those the file gives (none when
  * file is NULL: the file is gone).  Rows that are already right stay
- * untouched.  files_tid is the path's row in the files view, invalid when
+ * untouched.  files_tid is the path's row in the files table, invalid when
  * it has none.
  */
 static void
@@ -1096,7 +1096,7 @@ load_known(Apply *a, MemoryContext cxt)
 	MemoryContextSwitchTo(old);
 }
 
-/* Reads one file and makes every view hold the rows it gives. */
+/* Reads one file and makes every table hold the rows it gives. */
 void
 kabsd_apply_file(Apply *a, KabsdScan *analyzer, const KbEntry *e,
 				 ItemPointer files_tid, MemoryContext filecxt)
@@ -1428,7 +1428,7 @@ retarget_links(Apply *a, MemoryContext rowcxt)
 Datum
 kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 {
-	ArrayType  *views = PG_GETARG_ARRAYTYPE_P(1);
+	ArrayType  *tables = PG_GETARG_ARRAYTYPE_P(1);
 	bool		full = PG_GETARG_BOOL(2);
 	KabsdOptions opts;
 	Apply		a;
@@ -1461,7 +1461,7 @@ kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &resdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	kabsd_server_options(PG_GETARG_NAME(0), &opts);
-	relids = kabsd_seven_relations(views);
+	relids = kabsd_seven_relations(tables);
 	for (int t = 0; t < KT_COUNT; t++)
 		oids[t] = DatumGetObjectId(relids[t]);
 

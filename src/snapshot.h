@@ -32,7 +32,7 @@ typedef enum ApplyMode
 	APPLY_SEND
 } ApplyMode;
 
-/* One view of the snapshot. */
+/* One table of the snapshot. */
 typedef struct SnapView
 {
 	KabsdTable	table;
