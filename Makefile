@@ -19,7 +19,7 @@ PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS = -std=gnu99
 
 # pg_regress suites: one per table and per concern
-REGRESS = setup files items decisions links worklog sections checklist \
+REGRESS = import files items decisions links worklog sections checklist \
 	hostile options readonly planner refresh incremental
 REGRESS_OPTS = --load-extension=kabsd_fdw
 ISOLATION = refresh_concurrency

@@ -1,6 +1,10 @@
 --
 -- decisions: one row per decision file with frontmatter
 --
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set fixture_sql :abs_srcdir '/test/sql-include/fixture.sql'
+\i :fixture_sql
+
 SELECT id, uid, title, status, date, deciders, related_items, supersedes,
        superseded_by, tags, product
 FROM live.decisions ORDER BY path;
@@ -15,3 +19,6 @@ SELECT count(*) FROM live.decisions WHERE product = 'beta';
 
 -- type names outside the schema are kept as written
 SELECT frontmatter->>'type' AS type FROM live.decisions WHERE id = 'ADR-0003';
+
+DROP SERVER fixture CASCADE;
+DROP SCHEMA live;

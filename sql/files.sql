@@ -1,6 +1,12 @@
 --
 -- files: every walked .md file, with its kind, product and error
 --
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set fixture_sql :abs_srcdir '/test/sql-include/fixture.sql'
+\i :fixture_sql
+\set explain_sql :abs_srcdir '/test/sql-include/explain_backlog.sql'
+\i :explain_sql
+
 SELECT path, product, kind, has_frontmatter, error IS NOT NULL AS has_error
 FROM live.files ORDER BY path;
 
@@ -58,3 +64,7 @@ SELECT pg_temp.scan_rounds();
 SELECT pg_temp.descriptors() AS fds_before \gset
 SELECT pg_temp.scan_rounds();
 SELECT pg_temp.descriptors() - :fds_before AS descriptors_kept;
+
+DROP SERVER fixture CASCADE;
+DROP SCHEMA live;
+DROP FUNCTION explain_backlog(text, boolean);

@@ -1,6 +1,10 @@
 --
 -- items: one row per item file with a non-null id or uid
 --
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set fixture_sql :abs_srcdir '/test/sql-include/fixture.sql'
+\i :fixture_sql
+
 SELECT id, uid, type, state, title, priority, parent, area, iteration, owner,
        tags, decisions, created, updated, product
 FROM live.items ORDER BY path;
@@ -75,3 +79,6 @@ DROP FOREIGN TABLE public.item_keys;
 -- ordinary key, keys kept as strings, only plain null/~/empty, true/false
 -- and JSON-style numbers typed; everything else is a string
 SELECT jsonb_pretty(frontmatter - 'uid') FROM live.items WHERE id = 'ALP-TSK-0007';
+
+DROP SERVER fixture CASCADE;
+DROP SCHEMA live;

@@ -2,7 +2,8 @@
 -- Options and privileges
 --
 \getenv abs_srcdir PG_ABS_SRCDIR
-\set fixtures :abs_srcdir '/test/fixtures/backlog'
+\set fixture_sql :abs_srcdir '/test/sql-include/fixture.sql'
+\i :fixture_sql
 
 -- unknown options, with the closest valid one as a hint
 CREATE SERVER s FOREIGN DATA WRAPPER kabsd_fdw OPTIONS (rot '/tmp');  -- ERROR
@@ -64,3 +65,6 @@ CREATE SERVER regress_other_server FOREIGN DATA WRAPPER regress_other;
 CREATE FOREIGN TABLE other_table (anything point) SERVER regress_other_server;
 DROP SERVER regress_other_server CASCADE;
 DROP FOREIGN DATA WRAPPER regress_other;
+
+DROP SERVER fixture CASCADE;
+DROP SCHEMA live;

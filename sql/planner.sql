@@ -2,6 +2,12 @@
 -- Planning: projections, product pruning, EXPLAIN, ANALYZE, rescans
 --
 -- EXPLAIN names the root and the table; without ANALYZE nothing is walked
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set fixture_sql :abs_srcdir '/test/sql-include/fixture.sql'
+\i :fixture_sql
+\set explain_sql :abs_srcdir '/test/sql-include/explain_backlog.sql'
+\i :explain_sql
+
 SELECT * FROM explain_backlog('SELECT id FROM live.items', false);
 
 -- a restriction on product walks that product's folder only
@@ -35,3 +41,7 @@ CREATE TEMP TABLE decisions_by_column AS SELECT * FROM live.decisions;
 SELECT count(*) AS rows, count(*) FILTER (WHERE d::text IN (SELECT c::text FROM decisions_by_column c)) AS whole
 FROM live.decisions d;
 DROP TABLE decisions_by_column;
+
+DROP SERVER fixture CASCADE;
+DROP SCHEMA live;
+DROP FUNCTION explain_backlog(text, boolean);

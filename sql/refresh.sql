@@ -2,6 +2,8 @@
 -- The snapshot: kabsd_attach(), kabsd_refresh(), kabsd_status(), kabsd_publish()
 --
 \getenv abs_srcdir PG_ABS_SRCDIR
+\set snapshot_sql :abs_srcdir '/test/sql-include/snapshot.sql'
+\i :snapshot_sql
 \set copy_fixture 'rm -rf /tmp/kabsd-regress-fresh && cp -r ' :abs_srcdir '/test/fixtures/backlog /tmp/kabsd-regress-fresh'
 \set items '/tmp/kabsd-regress-fresh/products/alpha/items/task/0000'
 SELECT kabsd_detach(name) FROM kabsd.backlogs;
@@ -209,3 +211,4 @@ DROP ROLE regress_kabsd_bi;
 SELECT kabsd_detach('second');
 SELECT kabsd_detach('fresh');
 SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'fresh%' OR nspname LIKE 'second%';
+DROP FUNCTION matches_rebuild(text), snapshot_sums(text), snapshot_clear(text);

@@ -1,0 +1,217 @@
+# Copyright: kabsd_fdw authors.  The refresh in place after the files
+# change: only files whose stamp changed are read, only rows that differ
+# are written, and the snapshot is always what a rebuild from the files
+# gives.  A copy of the fixture backlog is edited, touched, given new ids,
+# new files, a broken one and deleted ones, with the stamps lost, with
+# parallel workers and with more files than the workers' list holds.  What
+# a refresh does while the files stay as they are is sql/incremental.sql's.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::RecursiveCopy;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::Local qw(timegm);
+
+my $backlog = PostgreSQL::Test::Utils::tempdir() . '/backlog';
+PostgreSQL::Test::RecursiveCopy::copypath('test/fixtures/backlog', $backlog);
+my $items = "$backlog/products/alpha/items";
+my $task1 = "$items/task/0000/ALP-TSK-0001_parse-frontmatter.md";
+my $story1 = "$items/story/0000/ALP-USR-0001_backlog-queries.md";
+
+my $node = PostgreSQL::Test::Cluster->new('incremental');
+$node->init;
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION kabsd_fdw');
+$node->safe_psql('postgres', slurp_file('test/sql-include/snapshot.sql'));
+
+# with the threshold at 0 every refresh that reads a file shares the reading
+my $parallel = 'SET kabsd_fdw.min_parallel_refresh_files = 0; SET max_parallel_maintenance_workers = 2; ';
+
+sub query
+{
+	return $node->safe_psql('postgres', shift);
+}
+
+# Writes a file as an editor does: a new file renamed over the old one.
+sub write_file
+{
+	my ($file, $text) = @_;
+	open(my $fh, '>', "$file.new") or die "could not write $file.new: $!";
+	print $fh $text;
+	close($fh) or die "could not write $file.new: $!";
+	rename("$file.new", $file) or die "could not rename $file.new: $!";
+}
+
+# Rewrites a file, with the first match of $from replaced by $to if given.
+sub rewrite
+{
+	my ($file, $from, $to) = @_;
+	my $text = slurp_file($file);
+	if (defined $from)
+	{
+		$text =~ s/$from/$to/m or die "\"$from\" not found in $file";
+	}
+	write_file($file, $text);
+}
+
+# A refresh of backlog "inc": its status.
+sub refresh
+{
+	my ($settings, $full) = @_;
+	return query(($settings // '') . "SELECT status FROM kabsd_refresh('inc'" . ($full ? ', full => true' : '') . ')');
+}
+
+# What the last refresh of "inc" read and wrote, and its counts:
+# status|files_read|views_refreshed|rows_written|files|items|links|sections|errors
+sub last_refresh
+{
+	return query("SELECT status, files_read, views_refreshed, rows_written, files, items, links, sections, errors
+		FROM kabsd.refresh_history WHERE name = 'inc' ORDER BY id DESC LIMIT 1");
+}
+
+# The same, from a refresh with parallel workers: status|files_read|wrote|shared
+sub last_parallel
+{
+	return query("SELECT status, files_read, rows_written > 0, parallel_workers > 0
+		FROM kabsd.refresh_history WHERE name = 'inc' ORDER BY id DESC LIMIT 1");
+}
+
+# The oracle: the snapshot against a rebuild from the files (rolled back).
+sub same_as_rebuild
+{
+	my $what = shift;
+	is(query("BEGIN; SELECT matches_rebuild('inc'); ROLLBACK;"), 'same as a rebuild',
+		"$what: the snapshot is what a rebuild gives");
+}
+
+my $links_to_stories = "SELECT source_id, type, target_id, target_uid FROM inc.links
+	WHERE target_id ~ 'ALP-USR' ORDER BY path, ordinal";
+
+is(query("SELECT name, status, files, items, links FROM kabsd_attach('$backlog', 'inc')"),
+	'inc|rebuilt|19|9|9', 'attach fills the snapshot');
+
+# one item's state edited: one file read; its files and items rows rewritten
+rewrite($task1, '^state: InProgress$', 'state: Done');
+is(refresh(), 'refreshed', 'a state edited: refreshed');
+is(last_refresh(), 'refreshed|1|2|4|19|9|9|16|4', 'a state edited: one file read, its files and items rows written');
+is(query("SELECT id, state FROM inc.items WHERE path ~ 'ALP-TSK-0001'"), 'ALP-TSK-0001|Done',
+	'a state edited: the snapshot has the new state');
+same_as_rebuild('a state edited');
+
+# a file touched, its content the same: read again, only mtime rewritten
+my $when = timegm(5, 4, 3, 2, 0, 2030);
+utime($when, $when, "$items/task/0000/ALP-TSK-0005_crlf.md") or die "could not touch: $!";
+is(refresh(), 'refreshed', 'a file touched: refreshed');
+is(last_refresh(), 'refreshed|1|2|4|19|9|9|16|4', 'a file touched: one file read, its files and items rows written');
+is(query("SELECT mtime AT TIME ZONE 'UTC' FROM inc.files WHERE path ~ 'ALP-TSK-0005'"), '2030-01-02 03:04:05',
+	'a file touched: the snapshot has the new mtime');
+
+# an id changed: links written in other files resolve against the new id
+is(query($links_to_stories),
+	"ALP-TSK-0001|parent|ALP-USR-0001|019b8f52-0000-7000-8000-000000000001\n"
+	  . 'ALP-TSK-0001|wikilink|ALP-USR-0001|019b8f52-0000-7000-8000-000000000001',
+	'before the id changes, the links to ALP-USR-0001 resolve');
+rewrite($story1, '^id: ALP-USR-0001$', 'id: ALP-USR-0100');
+is(refresh(), 'refreshed', 'an id changed: refreshed');
+is(last_refresh(), 'refreshed|1|6|26|19|9|9|16|4', 'an id changed: one file read, the rows that name the id written');
+is(query($links_to_stories), "ALP-TSK-0001|parent|ALP-USR-0001|\nALP-TSK-0001|wikilink|ALP-USR-0001|",
+	'an id changed: the links to the old id resolve to nothing');
+is(query("SELECT DISTINCT item_id FROM inc.sections WHERE path ~ 'ALP-USR'"), 'ALP-USR-0100',
+	'an id changed: the sections carry the new id');
+same_as_rebuild('an id changed');
+
+# a new item takes the old id: the parent link resolves to it
+write_file("$items/story/0000/ALP-USR-0001_new.md",
+	"---\nid: ALP-USR-0001\nuid: 019b8f52-0000-7000-8000-0000000000ee\ntitle: New story\n---\n## Goal\n- [ ] one\n");
+is(refresh(), 'refreshed', 'a file added: refreshed');
+is(last_refresh(), 'refreshed|1|5|8|20|10|9|17|4', 'a file added: one file read, its rows written');
+is(query($links_to_stories),
+	"ALP-TSK-0001|parent|ALP-USR-0001|019b8f52-0000-7000-8000-0000000000ee\n"
+	  . 'ALP-TSK-0001|wikilink|ALP-USR-0001|019b8f52-0000-7000-8000-0000000000ee',
+	'a file added: the links to the old id resolve to the new item');
+same_as_rebuild('a file added');
+
+# a file broken, then deleted: its rows go, files counts its error, then not
+my $yaml = "$items/task/0000/ALP-TSK-0007_yaml-features.md";
+write_file($yaml, "---\nid: [unclosed\n---\n");
+is(refresh(), 'refreshed', 'a file broken: refreshed');
+is(last_refresh(), 'refreshed|1|2|3|20|9|9|17|5', 'a file broken: one file read, one more error');
+is(query("SELECT error IS NOT NULL FROM inc.files WHERE path ~ 'ALP-TSK-0007'"), 't',
+	'a file broken: its files row has an error');
+is(query("SELECT count(*) FROM inc.sections WHERE path ~ 'ALP-TSK-0007'"), '0',
+	'a file broken: its sections are gone');
+unlink($yaml) or die "could not delete $yaml: $!";
+is(refresh(), 'refreshed', 'a file deleted: refreshed');
+is(last_refresh(), 'refreshed|0|1|1|19|9|9|17|4', 'a file deleted: nothing read, its files row deleted');
+is(query("SELECT count(*) FROM inc.files WHERE path ~ 'ALP-TSK-0007'"), '0', 'a file deleted: its files row is gone');
+same_as_rebuild('a file broken, then deleted');
+
+# the stamps lost and a file deleted meanwhile: every file is read again,
+# and the rows of the deleted one still go (the files table says what the
+# snapshot holds)
+query("DELETE FROM kabsd.file_stamps WHERE backlog = 'inc'");
+unlink("$items/task/0000/ALP-TSK-0006_bom.md") or die "could not delete: $!";
+is(refresh(), 'refreshed', 'the stamps lost and a file deleted: refreshed');
+is(last_refresh(), 'refreshed|18|3|3|18|8|9|16|3',
+	'the stamps lost and a file deleted: every file read, the deleted one\'s rows deleted');
+is(query("SELECT count(*) FROM kabsd.file_stamps WHERE backlog = 'inc'"), '18',
+	'the stamps lost and a file deleted: every file stamped again');
+same_as_rebuild('the stamps lost and a file deleted');
+
+# links emptied, and an item's id changed meanwhile: the links are written
+# last, resolved against the new ids
+query('SET session_replication_role = replica; TRUNCATE inc.links');
+rewrite($story1, '^id: ALP-USR-0100$', 'id: ALP-USR-0150');
+is(refresh(), 'rebuilt', 'links emptied and an id changed: rebuilt');
+is(last_refresh(), 'rebuilt|18|6|27|18|8|9|16|3', 'links emptied and an id changed: the links and the id\'s rows written');
+same_as_rebuild('links emptied and an id changed');
+rewrite($story1, '^id: ALP-USR-0150$', 'id: ALP-USR-0100');
+is(refresh(), 'refreshed', 'the id changed back: refreshed');
+
+# parallel workers: a state edited, an id that links point at moved, a
+# file added, one gone, and a body larger than work_mem (the rows kept for
+# writing go to disk); the result is the same as a rebuild's
+rewrite($task1, '^state: Done$', 'state: Review');
+rewrite($story1, '^id: ALP-USR-0100$', 'id: ALP-USR-0200');
+write_file("$items/task/0000/ALP-TSK-0300_parallel.md",
+	"---\nid: ALP-TSK-0300\nuid: 019b8f52-0000-7000-8000-0000000000ef\nparent: ALP-USR-0200\n---\n"
+	  . "## Worklog\n- 2026-01-02 10:00 [agent=a] started\n");
+unlink("$items/story/0000/ALP-USR-0001_new.md") or die "could not delete: $!";
+write_file("$items/task/0000/ALP-TSK-0301_big.md",
+	"---\nid: ALP-TSK-0301\n---\n## Context\n" . ("lorem\n" x 50000));
+is(refresh($parallel . "SET work_mem = '64kB'; "), 'refreshed', 'parallel: four changes refreshed');
+is(last_parallel(), 'refreshed|4|t|t', 'parallel: the four changed files read, shared with the workers');
+is(query("SELECT count(*) FROM inc.items WHERE id IN ('ALP-TSK-0300', 'ALP-USR-0200', 'ALP-USR-0001')"), '2',
+	'parallel: the new item and the new id are in, the deleted item is out');
+is(query("SELECT length(content) FROM inc.sections WHERE item_id = 'ALP-TSK-0301'"), '299999',
+	'parallel: the body larger than work_mem is whole');
+same_as_rebuild('parallel');
+
+# the stamps lost and a file rewritten (its mtime moved): every stamp is
+# written once the workers are done, and the new mtime lands
+query("DELETE FROM kabsd.file_stamps WHERE backlog = 'inc'");
+rewrite($task1);
+is(refresh($parallel, 1), 'refreshed', 'parallel, the stamps lost and a file rewritten: refreshed');
+is(last_parallel(), 'refreshed|19|t|t', 'parallel, the stamps lost and a file rewritten: every file read, rows written');
+is(query("SELECT (SELECT count(*) FROM kabsd.file_stamps WHERE backlog = 'inc') = (SELECT count(*) FROM inc.files)"),
+	't', 'parallel, the stamps lost and a file rewritten: every file stamped');
+same_as_rebuild('parallel, the stamps lost and a file rewritten');
+is(refresh($parallel), 'unchanged', 'parallel: the next refresh finds nothing changed');
+
+# many more files than the snapshot knew (1 known, 1,200 added): the list
+# the workers share is full, and the backend reads the rest itself
+my $many = PostgreSQL::Test::Utils::tempdir() . '/many';
+mkdir("$many") or die;
+mkdir("$many/topics") or die;
+write_file("$many/topics/one.md", "# one\n");
+is(query($parallel . "SELECT status, files FROM kabsd_attach('$many', 'many')"), 'rebuilt|1', 'many: attached with one file');
+write_file("$many/topics/note-$_.md", "# note $_\n") for 1 .. 1200;
+is(query($parallel . "SELECT status, files, error FROM kabsd_refresh('many', full => true)"), 'refreshed|1201|',
+	'many: 1,200 files added are refreshed');
+is(query("SELECT files_read, parallel_workers > 0 FROM kabsd.refresh_history WHERE name = 'many' ORDER BY id DESC LIMIT 1"),
+	'1201|t', 'many: every file read, shared with the workers');
+
+query("SELECT kabsd_detach('many'); SELECT kabsd_detach('inc')");
+$node->stop;
+done_testing();
