@@ -20,7 +20,7 @@ PG_CFLAGS = -std=gnu99
 
 # pg_regress suites: one per table and per concern
 REGRESS = import files items decisions links worklog sections checklist \
-	hostile options readonly planner refresh incremental
+	options readonly planner refresh incremental
 REGRESS_OPTS = --load-extension=kabsd_fdw
 ISOLATION = refresh_concurrency
 ISOLATION_OPTS = --load-extension=kabsd_fdw
