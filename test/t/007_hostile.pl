@@ -15,6 +15,13 @@ use Test::More;
 my $dir = PostgreSQL::Test::Utils::tempdir() . '/hostile';
 system('sh', 'test/fixtures/make-hostile.sh', $dir) == 0 or die "could not build the hostile backlog";
 
+# however the test ends, the temporary directory can be removed
+END
+{
+	chmod(0700, "$dir/locked");
+	chmod(0600, "$dir/products/evil/items/task/0000/unreadable.md");
+}
+
 my $node = PostgreSQL::Test::Cluster->new('hostile');
 $node->init;
 $node->start;
@@ -181,7 +188,4 @@ $session->quit;
 ok(!$node->log_contains(qr/terminated by signal/), 'no server process was terminated by a signal');
 $node->stop;
 
-# let the temporary directory be removed
-chmod(0700, "$dir/locked");
-chmod(0600, "$dir/products/evil/items/task/0000/unreadable.md");
 done_testing();
