@@ -7,7 +7,9 @@ CORE_OBJS = src/core/text.o src/core/yaml.o src/core/values.o \
 	src/core/extract.o src/core/markdown.o src/core/worklog.o \
 	src/core/walk.o src/core/file.o
 OBJS = src/kabsd_fdw.o src/options.o src/tables.o src/convert.o \
-	src/scan.o src/refresh.o src/snapshot.o src/parallel.o $(CORE_OBJS)
+	src/scan.o src/refresh.o src/refresh_stamps.o src/refresh_worklist.o \
+	src/refresh_parallel.o src/refresh_diff.o src/refresh_targets.o \
+	src/refresh_write.o $(CORE_OBJS)
 
 # The install script and each update script end with the functions, which
 # are written once, in sql/kabsd_fdw_functions.sql.
@@ -36,7 +38,7 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # PGXS does not track headers: every object depends on them all
-$(OBJS): src/kabsd_fdw.h src/snapshot.h src/core/kb_core.h
+$(OBJS): src/kabsd_fdw.h src/core/kb_core.h
 
 sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql sql/$(EXTENSION)_functions.sql $(EXTENSION).control
 	cat sql/$(EXTENSION).sql sql/$(EXTENSION)_functions.sql > $@

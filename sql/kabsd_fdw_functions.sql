@@ -17,21 +17,23 @@ RETURNS text
 AS 'MODULE_PATHNAME'
 LANGUAGE C STRICT VOLATILE;
 
--- The refresh, the snapshot's only writer: the files whose stamp changed
--- (every file when full) are read, and only rows that differ are written
--- to the seven tables; a table that is empty is filled in batches; many
--- files are shared with parallel workers.
+-- The refresh, the snapshot's only writer: one walk, compared with the
+-- fingerprint of the last refresh; when something changed, the files whose
+-- stamp changed (every file when full) are read, and only rows that differ
+-- are written to the seven tables; a table that is empty is filled in
+-- batches; many files are shared with parallel workers.  It returns the
+-- tables' row counts (and files with an error), from those it was given.
 CREATE OR REPLACE FUNCTION kabsd_snapshot_apply(server name, tables regclass[],
-  full boolean, OUT inserted bigint[], OUT deleted bigint[],
-  OUT errors_delta bigint, OUT files_read bigint, OUT fingerprint text,
-  OUT parallel_workers integer)
+  full boolean, known_fingerprint text DEFAULT NULL, known_counts bigint[] DEFAULT NULL,
+  OUT status text, OUT counts bigint[], OUT inserted bigint[], OUT deleted bigint[],
+  OUT files_read bigint, OUT fingerprint text, OUT parallel_workers integer)
 RETURNS record
 AS 'MODULE_PATHNAME'
-LANGUAGE C STRICT VOLATILE;
+LANGUAGE C VOLATILE;
 
 -- the refresh writes past every guard: for the roles that may attach
-REVOKE EXECUTE ON FUNCTION kabsd_snapshot_apply(name, regclass[], boolean) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION kabsd_snapshot_apply(name, regclass[], boolean) TO pg_read_server_files;
+REVOKE EXECUTE ON FUNCTION kabsd_snapshot_apply(name, regclass[], boolean, text, bigint[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kabsd_snapshot_apply(name, regclass[], boolean, text, bigint[]) TO pg_read_server_files;
 
 -- The seven tables in the refresh's order.
 CREATE OR REPLACE FUNCTION kabsd_tables()
@@ -323,22 +325,12 @@ DECLARE
   res kabsd.refresh_result;
   b record;
   r record;
-  prev record;
-  tabs text[] := @extschema@.kabsd_tables();
-  created text[];
   owner oid;
-  t text;
-  fp text;
   t0 timestamptz;
-  i integer;
-  rebuild boolean;
-  emptied boolean;
+  known bigint[];
+  created text[];
   refreshed integer;
-  files_read bigint;
   written bigint;
-  workers integer;
-  counts bigint[];
-  n bigint;
   msg text;
   state text;
   detail text;
@@ -363,103 +355,47 @@ BEGIN
     -- one refresh of a backlog at a time: a second one waits here
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('kabsd_refresh:' || b.name, 0));
     t0 := pg_catalog.clock_timestamp();
-    res.name := b.name;
-    res.started_at := t0;
-    res.error := NULL;
-    files_read := 0;
-    written := 0;
-    refreshed := 0;
-    workers := 0;
+    res := ROW(b.name, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, t0, NULL, NULL, NULL);
     BEGIN
       created := @extschema@.kabsd_snapshot_create(b.name);
       -- read again under the lock: a refresh that ran meanwhile changed it
       SELECT k.fingerprint INTO b.fingerprint FROM kabsd.backlogs k WHERE k.name = b.name;
       -- the counts of the last refresh that succeeded
-      SELECT h.files, h.items, h.decisions, h.links, h.worklog, h.sections,
-             h.checklist, h.errors INTO prev
+      SELECT ARRAY[h.files, h.items, h.decisions, h.links, h.worklog, h.sections,
+                   h.checklist, h.errors] INTO known
       FROM kabsd.refresh_history h
       WHERE h.name = b.name AND h.status <> 'failed'
       ORDER BY h.id DESC LIMIT 1;
-      counts := ARRAY[prev.files, prev.items, prev.decisions, prev.links, prev.worklog,
-                      prev.sections, prev.checklist, prev.errors];
 
-      -- A rebuild fills empty tables from every file: a table that was
-      -- just created, or that had rows and has none (emptied, or restored
-      -- without data), or no refresh on record
-      rebuild := pg_catalog.cardinality(created) > 0 OR prev.files IS NULL;
-      i := 1;
-      WHILE NOT rebuild AND i <= 7 LOOP
-        IF counts[i] > 0 THEN
-          EXECUTE pg_catalog.format('SELECT NOT EXISTS (SELECT FROM %I.%I)', b.name, tabs[i])
-            INTO emptied;
-          rebuild := emptied;
-        END IF;
-        i := i + 1;
-      END LOOP;
-
-      -- no file changed since the snapshot (the walk's fingerprint is the
-      -- one stored, and the files table holds its rows): nothing is parsed
-      -- or written
-      n := NULL;
-      fp := NULL;
-      IF NOT rebuild AND NOT kabsd_refresh.full THEN
-        fp := @extschema@.kabsd_fingerprint(b.name::name);
-        EXECUTE pg_catalog.format('SELECT count(*) FROM %I.files', b.name) INTO n;
+      SELECT * INTO r FROM @extschema@.kabsd_snapshot_apply(b.name::name,
+        ARRAY(SELECT pg_catalog.format('%I.%I', b.name, x)::regclass
+              FROM pg_catalog.unnest(@extschema@.kabsd_tables()) WITH ORDINALITY AS u(x, o)
+              ORDER BY o),
+        kabsd_refresh.full, b.fingerprint, known);
+      -- a table made now gets its indexes after its rows
+      IF pg_catalog.cardinality(created) > 0 THEN
+        PERFORM @extschema@.kabsd_snapshot_indexes(b.name);
       END IF;
-      IF fp IS NOT NULL AND fp = b.fingerprint
-         AND n = pg_catalog.split_part(fp, ':', 2)::bigint AND n = prev.files THEN
-        res.status := 'unchanged';
-      ELSE
-        SELECT * INTO r FROM @extschema@.kabsd_snapshot_apply(b.name::name,
-          ARRAY(SELECT pg_catalog.format('%I.%I', b.name, x)::regclass
-                FROM pg_catalog.unnest(tabs) WITH ORDINALITY AS u(x, o) ORDER BY o),
-          kabsd_refresh.full OR rebuild);
-        IF pg_catalog.cardinality(created) > 0 THEN
-          PERFORM @extschema@.kabsd_snapshot_indexes(b.name);
-        END IF;
-        EXECUTE pg_catalog.format('SELECT count(*) FROM %I.files', b.name) INTO n;
-        IF rebuild OR counts[1] IS NULL OR counts[1] + r.inserted[1] - r.deleted[1] <> n THEN
-          -- no counts to start from, or they do not add up: count
-          counts := '{}';
-          FOREACH t IN ARRAY tabs LOOP
-            EXECUTE pg_catalog.format('SELECT count(*) FROM %I.%I', b.name, t) INTO n;
-            counts := counts || n;
-          END LOOP;
-          EXECUTE pg_catalog.format('SELECT count(*) FROM %I.files WHERE error IS NOT NULL', b.name) INTO n;
-          counts := counts || n;
-        ELSE
-          FOR i IN 1 .. 7 LOOP
-            counts[i] := counts[i] + r.inserted[i] - r.deleted[i];
-          END LOOP;
-          counts[8] := counts[8] + r.errors_delta;
-        END IF;
-        FOR i IN 1 .. 7 LOOP
-          IF r.inserted[i] + r.deleted[i] > 0 THEN
-            refreshed := refreshed + 1;
-          END IF;
-          written := written + r.inserted[i] + r.deleted[i];
-        END LOOP;
-        files_read := r.files_read;
-        workers := r.parallel_workers;
-        fp := r.fingerprint;
-        res.status := CASE WHEN rebuild THEN 'rebuilt' ELSE 'refreshed' END;
-        UPDATE kabsd.backlogs k SET fingerprint = fp, refreshed_at = t0
+      IF r.status <> 'unchanged' THEN
+        UPDATE kabsd.backlogs k SET fingerprint = r.fingerprint, refreshed_at = t0
         WHERE k.name = b.name;
       END IF;
-      res.files := counts[1]; res.items := counts[2]; res.decisions := counts[3];
-      res.links := counts[4]; res.worklog := counts[5]; res.sections := counts[6];
-      res.checklist := counts[7]; res.errors := counts[8];
+      SELECT count(*) FILTER (WHERE i + d > 0), coalesce(sum(i + d), 0)
+        INTO refreshed, written
+      FROM ROWS FROM (pg_catalog.unnest(r.inserted), pg_catalog.unnest(r.deleted)) AS u(i, d);
+      res.status := r.status;
+      res.files := r.counts[1]; res.items := r.counts[2]; res.decisions := r.counts[3];
+      res.links := r.counts[4]; res.worklog := r.counts[5]; res.sections := r.counts[6];
+      res.checklist := r.counts[7]; res.errors := r.counts[8];
       res.duration := pg_catalog.clock_timestamp() - t0;
-      PERFORM @extschema@.kabsd_record(res, refreshed, files_read, written, workers, NULL);
+      PERFORM @extschema@.kabsd_record(res, refreshed, r.files_read, written,
+                                       r.parallel_workers, NULL);
     EXCEPTION WHEN OTHERS THEN
       -- the subtransaction rolled back: the old snapshot stands
       GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, state = RETURNED_SQLSTATE,
                               detail = PG_EXCEPTION_DETAIL;
-      res.files := NULL; res.items := NULL; res.decisions := NULL; res.links := NULL;
-      res.worklog := NULL; res.sections := NULL; res.checklist := NULL; res.errors := NULL;
-      res.status := 'failed';
-      res.error := msg;
-      res.duration := pg_catalog.clock_timestamp() - t0;
+      res := ROW(b.name, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, t0,
+                 pg_catalog.clock_timestamp() - t0, 'failed', msg);
       PERFORM @extschema@.kabsd_record(res, NULL, NULL, NULL, NULL, state);
       RAISE WARNING 'could not refresh backlog "%": %', b.name, msg
         USING DETAIL = pg_catalog.concat_ws(' ', 'The previous snapshot is kept.', nullif(detail, '')),

@@ -156,6 +156,7 @@ extern void kabsd_get_server_options(struct ForeignServer *server,
 extern void kabsd_get_options(Oid foreigntableid, KabsdOptions *opts);
 extern bool kabsd_parse_table_name(const char *name, KabsdTable *out);
 extern void kabsd_check_root_privilege(void);
+extern void kabsd_server_options(Name servername, KabsdOptions *opts);
 
 /* tables.c */
 extern const KabsdTableDef kabsd_tables[KT_COUNT];
@@ -187,17 +188,166 @@ extern void kabsd_scan_end(KabsdScan *scan);
 extern void kabsd_scan_counts(const KabsdScan *scan, int64 *walked,
 							  int64 *read, int64 *errors);
 
-/* refresh.c: the fingerprint, the stamps and the table catalogue */
-extern void kabsd_server_options(Name servername, KabsdOptions *opts);
+/* ---------------------------------------------------------------------
+ * The refresh of a snapshot, one file per concern.  Calls go one way:
+ * refresh.c (the SQL entry point) calls the others; refresh_parallel.c
+ * calls the diff and the work list; the diff and the writer call the
+ * link targets; the diff hands every change to a sink (DiffSink) that the
+ * writer or the parallel workers provide, never calling them by name.
+ * ---------------------------------------------------------------------
+ */
+#include "storage/itemptr.h"
+#include "utils/snapshot.h"
+
+struct EState;
+struct ResultRelInfo;
+struct IndexScanDescData;
+struct BulkInsertStateData;
+struct Tuplestorestate;
+struct targets_hash;
+struct shm_mq_handle;
+
+/* One snapshot table, as a participant of a refresh has it open. */
+typedef struct SnapTable
+{
+	KabsdTable	table;
+	Relation	rel;
+	KabsdBinding *binding;
+	bool	   *wanted;
+	Relation	pathidx;		/* a unique btree index led by path */
+	struct IndexScanDescData *pathscan; /* on it, kept for every file */
+	AttrNumber	path_att;		/* attribute numbers, 0 when absent */
+	AttrNumber	ordinal_att;
+	AttrNumber	product_att;
+	AttrNumber	id_att;
+	AttrNumber	uid_att;
+	AttrNumber	error_att;
+	AttrNumber	type_att;
+	AttrNumber	target_id_att;
+	AttrNumber	target_att;
+	bool		empty;			/* no row when the refresh began */
+	TupleTableSlot *old_slot;
+	TupleTableSlot *new_slot;
+	TupleTableSlot *min_slot;	/* rows kept in a tuplestore */
+	/* the leader's writing (refresh_write.c) */
+	struct ResultRelInfo *rri;
+	TupleTableSlot **bulk;		/* empty tables: rows batched for the heap */
+	int			nbulk;
+	Size		bulk_bytes;
+	struct BulkInsertStateData *bistate;
+	int			insert_options; /* TABLE_INSERT_FROZEN for a table made now */
+	int64		inserted;
+	int64		deleted;
+	struct Tuplestorestate *to_insert;	/* rows kept to write later */
+	ItemPointerData *to_delete; /* rows kept to delete later */
+	int64		ndelete;
+	int64		maxdelete;
+} SnapTable;
+
+typedef struct RefreshState RefreshState;
+
+/*
+ * Where the differences the diff finds go: written at once, kept until
+ * parallel mode ends, or sent from a worker to the leader.
+ */
+typedef struct DiffSink
+{
+	void		(*insert) (RefreshState *rs, SnapTable *st, TupleTableSlot *slot);
+	void		(*delete) (RefreshState *rs, SnapTable *st, ItemPointer tid);
+} DiffSink;
+
+/* One participant of a refresh: the leader or a parallel worker. */
+struct RefreshState
+{
+	SnapTable	t[KT_COUNT];
+	const DiffSink *sink;
+	bool		defer_links;	/* the links table was empty: fill it last */
+	char	   *backlog_name;	/* whose snapshot */
+	Oid			nspid;			/* its schema */
+	struct EState *estate;
+	Snapshot	snapshot;		/* every participant compares with this one */
+	struct targets_hash *targets;	/* link targets, built when first needed */
+	MemoryContext targets_cxt;
+	uint64		targets_sum;	/* of what items and decisions give targets */
+	int64		errors_delta;	/* files with an error, gained less lost */
+	int64		files_read;
+	MemoryContext keep_cxt;		/* the leader in parallel mode: holds what
+								 * is kept */
+	struct shm_mq_handle *mqh;	/* a worker: its queue to the leader */
+};
+
+/* refresh_diff.c: a file's rows against those each table holds */
+extern void kabsd_diff_begin(RefreshState *rs, const char *backlog,
+							 const Oid *relids, Snapshot snapshot, bool leader);
+extern void kabsd_diff_end(RefreshState *rs);
+extern void kabsd_diff_file(RefreshState *rs, KabsdScan *analyzer,
+							const KbEntry *e, ItemPointer files_tid,
+							MemoryContext filecxt);
+extern void kabsd_diff_gone(RefreshState *rs, const char *path,
+							ItemPointer files_tid);
+extern void kabsd_diff_end_scans(RefreshState *rs);
+extern void kabsd_diff_retarget_links(RefreshState *rs, MemoryContext rowcxt);
+
+/* refresh_targets.c: what links.target_uid resolves against */
+extern void kabsd_targets_build(RefreshState *rs);
+extern void kabsd_targets_resolve(RefreshState *rs, const SnapTable *st,
+								  Datum *values, bool *nulls);
+extern uint64 kabsd_targets_row_hash(const SnapTable *st, const Datum *values,
+									 const bool *nulls);
+extern void kabsd_targets_final(RefreshState *rs);
+
+/* refresh_write.c: the leader's writing, the snapshot's only writer */
+extern void kabsd_write_begin(RefreshState *rs);
+extern void kabsd_write_keep(RefreshState *rs, MemoryContext cxt);
+extern void kabsd_write_kept(RefreshState *rs, MemoryContext rowcxt);
+extern bool kabsd_write_deferred_links(RefreshState *rs, MemoryContext rowcxt);
+extern void kabsd_write_flush(RefreshState *rs);
+extern void kabsd_write_end(RefreshState *rs);
+
+/* refresh_stamps.c: the fingerprint, the stamps, the paths known */
+typedef struct KnownPaths KnownPaths;
 extern uint64 kabsd_fingerprint_start(const KabsdOptions *opts);
 extern uint64 kabsd_fingerprint_entry(uint64 h, const KbEntry *e);
 extern Datum kabsd_fingerprint_text(uint64 h, int64 nfiles);
 extern int64 kabsd_file_stamp(uint64 salt, const KbEntry *e);
-extern Relation kabsd_open_stamps(void);
-struct ArrayType;
-extern Datum *kabsd_seven_relations(struct ArrayType *arr);
+extern KnownPaths *kabsd_known_load(RefreshState *rs, MemoryContext cxt);
+extern bool kabsd_known_walked(KnownPaths *kp, const KbEntry *e, int64 stamp,
+							   bool full, ItemPointer files_tid);
+extern void kabsd_known_keep_stamps(KnownPaths *kp, bool keep);
+extern bool kabsd_known_next_gone(KnownPaths *kp, const char **path,
+								  ItemPointer files_tid);
+extern uint64 kabsd_known_count(const KnownPaths *kp);
+extern Size kabsd_known_list_bytes(const KnownPaths *kp);
+extern void kabsd_known_end(KnownPaths *kp);
 
-/* parallel.c: kabsd_fdw.min_parallel_refresh_files */
+/* refresh_worklist.c: the files to read, serialized */
+typedef struct WorkList
+{
+	MemoryContext cxt;			/* NULL: fixed size, in shared memory */
+	char	   *root;			/* the walk's resolved root */
+	char	   *data;			/* serialized entries */
+	Size		len;
+	Size		cap;
+	Size	   *offsets;
+	int64		n;
+	int64		cap_n;
+} WorkList;
+extern bool kabsd_worklist_add(WorkList *wl, const KbEntry *e,
+							   ItemPointer files_tid);
+extern Size kabsd_worklist_entry_size(Size relpath_len);
+extern void kabsd_worklist_entry(const WorkList *wl, int64 i,
+								 struct StringInfoData *pathbuf, KbEntry *e,
+								 ItemPointer files_tid);
+
+/* refresh_parallel.c: reading shared with parallel workers */
+typedef struct ParallelRefresh ParallelRefresh;
 extern int	kabsd_min_parallel_refresh_files;
+extern ParallelRefresh *kabsd_parallel_begin(RefreshState *rs, const Oid *relids,
+											 const KabsdOptions *opts,
+											 const char *root, int64 max_files,
+											 Size max_bytes, int nworkers);
+extern void kabsd_parallel_add(ParallelRefresh *pr, RefreshState *rs,
+							   const KbEntry *e, ItemPointer files_tid);
+extern int	kabsd_parallel_finish(ParallelRefresh *pr, RefreshState *rs);
 
 #endif							/* KABSD_FDW_H */

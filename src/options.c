@@ -291,3 +291,16 @@ kabsd_get_options(Oid foreigntableid, KabsdOptions *opts)
 					 errhint("Add OPTIONS (table 'items'), or name the foreign table after one of files, items, decisions, links, worklog, sections and checklist.")));
 	}
 }
+
+/* The server named, with the caller's right to use it checked. */
+void
+kabsd_server_options(Name servername, KabsdOptions *opts)
+{
+	ForeignServer *server = GetForeignServerByName(NameStr(*servername), false);
+	AclResult	aclresult;
+
+	aclresult = pg_foreign_server_aclcheck(server->serverid, GetUserId(), ACL_USAGE);
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_FOREIGN_SERVER, server->servername);
+	kabsd_get_server_options(server, opts);
+}

@@ -3,7 +3,8 @@
  * tables.c
  *		  The seven tables of the data model: their columns and types, what
  *		  each column costs to compute, the binding of a foreign table's
- *		  attributes to them, and IMPORT FOREIGN SCHEMA.
+ *		  attributes to them, IMPORT FOREIGN SCHEMA, and the catalogue the
+ *		  SQL layer builds the snapshot tables from.
  *
  * src/tables.c
  *
@@ -15,6 +16,7 @@
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
 #include "foreign/foreign.h"
+#include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "nodes/parsenodes.h"
 #include "utils/builtins.h"
@@ -301,4 +303,37 @@ kabsd_import_statements(const char *server, const char *schema,
 		cmds = lappend(cmds, buf.data);
 	}
 	return cmds;
+}
+
+PG_FUNCTION_INFO_V1(kabsd_table_columns);
+
+/*
+ * kabsd_table_columns(): every column of the data model with its type and
+ * comment, so that the SQL layer never repeats the catalogue.
+ */
+Datum
+kabsd_table_columns(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (int t = 0; t < KT_COUNT; t++)
+	{
+		const KabsdTableDef *def = &kabsd_tables[t];
+
+		for (int c = 0; c < def->ncols; c++)
+		{
+			Datum		values[6];
+			bool		nulls[6] = {false, false, false, false, false, false};
+
+			values[0] = CStringGetTextDatum(def->name);
+			values[1] = Int32GetDatum(c + 1);
+			values[2] = CStringGetTextDatum(def->cols[c].name);
+			values[3] = CStringGetTextDatum(def->cols[c].sqltype);
+			values[4] = CStringGetTextDatum(def->cols[c].comment);
+			values[5] = CStringGetTextDatum(def->comment);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+	}
+	return (Datum) 0;
 }

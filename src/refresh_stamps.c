@@ -1,0 +1,445 @@
+/*-------------------------------------------------------------------------
+ *
+ * refresh_stamps.c
+ *		  What a refresh knows without opening a file: the fingerprint of
+ *		  the whole tree (nothing changed?), each file's stamp (did this
+ *		  file change?), and the paths the last refresh left in the
+ *		  snapshot (which are gone?).
+ *
+ * A stamp is a hash of what a stat gives (size, times, inode, device) and
+ * of the parsing rules' version; kabsd.file_stamps keeps one per path of
+ * each backlog.  Which paths the snapshot holds comes from its files table,
+ * not from the stamps, so a stamp that was lost can only cost parsing,
+ * never leave rows behind.
+ *
+ * src/refresh_stamps.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "kabsd_fdw.h"
+
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+PG_FUNCTION_INFO_V1(kabsd_fingerprint);
+
+/* FNV-1a, 64 bits: enough to tell that a stat of the tree changed. */
+static uint64
+fnv_add(uint64 h, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ p[i]) * UINT64CONST(1099511628211);
+	return h;
+}
+
+uint64
+kabsd_fingerprint_entry(uint64 h, const KbEntry *e)
+{
+	h = fnv_add(h, e->relpath, e->relpath_len + 1);
+	h = fnv_add(h, &e->size, sizeof(e->size));
+	h = fnv_add(h, &e->mtime_sec, sizeof(e->mtime_sec));
+	h = fnv_add(h, &e->mtime_nsec, sizeof(e->mtime_nsec));
+	h = fnv_add(h, &e->ctime_sec, sizeof(e->ctime_sec));
+	h = fnv_add(h, &e->ctime_nsec, sizeof(e->ctime_nsec));
+	h = fnv_add(h, &e->ino, sizeof(e->ino));
+	return fnv_add(h, &e->dev, sizeof(e->dev));
+}
+
+/*
+ * The options and the parsing rules are part of what the snapshot was built
+ * from: a new version of the rules makes every file count as changed.
+ */
+uint64
+kabsd_fingerprint_start(const KabsdOptions *opts)
+{
+	uint64		h = UINT64CONST(14695981039346656037);
+
+	h = fnv_add(h, KABSD_PARSER_VERSION, sizeof(KABSD_PARSER_VERSION));
+	h = fnv_add(h, opts->root, strlen(opts->root) + 1);
+	return fnv_add(h, &opts->max_file_size, sizeof(opts->max_file_size));
+}
+
+Datum
+kabsd_fingerprint_text(uint64 h, int64 nfiles)
+{
+	char		buf[64];
+
+	snprintf(buf, sizeof(buf), "%016llx:" INT64_FORMAT,
+			 (unsigned long long) h, nfiles);
+	return CStringGetTextDatum(buf);
+}
+
+/*
+ * kabsd_fingerprint(server): a hash of path, size, times, inode and device
+ * of every file, from the walk alone (nothing is opened).
+ */
+Datum
+kabsd_fingerprint(PG_FUNCTION_ARGS)
+{
+	KabsdOptions opts;
+	KabsdScan  *scan;
+	KbEntry    *entry;
+	uint64		h;
+	int64		n = 0;
+
+	kabsd_server_options(PG_GETARG_NAME(0), &opts);
+	h = kabsd_fingerprint_start(&opts);
+	scan = kabsd_scan_begin(opts.root, opts.max_file_size, KB_SCOPE_ALL, NULL,
+							0, CurrentMemoryContext);
+	while (kabsd_scan_next_entry(scan, &entry))
+	{
+		h = kabsd_fingerprint_entry(h, entry);
+		n++;
+	}
+	kabsd_scan_end(scan);
+	PG_RETURN_DATUM(kabsd_fingerprint_text(h, n));
+}
+
+/*
+ * The stamp of one file: what says, without opening it, that it is the
+ * same file as at the last refresh.
+ */
+int64
+kabsd_file_stamp(uint64 salt, const KbEntry *e)
+{
+	return (int64) kabsd_fingerprint_entry(salt, e);
+}
+
+/* ---------------------------------------------------------------------
+ * The paths the last refresh knew: from the files table and the stamps.
+ * ---------------------------------------------------------------------
+ */
+typedef struct KnownPath
+{
+	char	   *path;			/* the key */
+	uint32		hash;
+	char		status;
+	bool		in_snapshot;	/* the files table has its row */
+	bool		has_stamp;
+	bool		seen;			/* walked by this refresh */
+	int64		stamp;
+	ItemPointerData stamp_tid;
+	ItemPointerData files_tid;	/* its row in the files table */
+} KnownPath;
+
+#define SH_PREFIX known
+#define SH_ELEMENT_TYPE KnownPath
+#define SH_KEY_TYPE char *
+#define SH_KEY path
+#define SH_HASH_KEY(tb, key) hash_bytes((const unsigned char *) (key), strlen(key))
+#define SH_EQUAL(tb, a, b) (strcmp(a, b) == 0)
+#define SH_SCOPE static inline
+#define SH_STORE_HASH
+#define SH_GET_HASH(tb, a) a->hash
+#define SH_DEFINE
+#define SH_DECLARE
+#include "lib/simplehash.h"
+
+/* A stamp kept while nothing may be written (parallel mode). */
+typedef struct StampKept
+{
+	KnownPath  *k;
+	char	   *path;
+	int64		stamp;
+} StampKept;
+
+struct KnownPaths
+{
+	known_hash *paths;
+	Size		list_bytes;		/* their paths as a list to read would take */
+	Relation	stamps;			/* kabsd.file_stamps */
+	TupleTableSlot *slot;
+	Datum		backlog;		/* the backlog's name, as text */
+	Snapshot	snapshot;
+	bool		keep;			/* keep stamps rather than write them */
+	List	   *kept;
+	MemoryContext cxt;
+	known_iterator gone;		/* kabsd_known_next_gone()'s place */
+	bool		gone_started;
+};
+
+/*
+ * Opens kabsd.file_stamps, the stamps of every backlog's files, for
+ * writing.  It is the extension's own table, written only here, so it is
+ * found by name and never taken from the caller.  Rows go in and out by
+ * their TIDs: the table has no index to keep.
+ */
+static Relation
+open_stamps(void)
+{
+	Oid			nsp = get_namespace_oid("kabsd", false);
+	Oid			relid = get_relname_relid("file_stamps", nsp);
+	Relation	rel;
+	TupleDesc	desc;
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"kabsd.file_stamps\" does not exist"),
+				 errhint("Run ALTER EXTENSION kabsd_fdw UPDATE.")));
+	rel = table_open(relid, RowExclusiveLock);
+	desc = RelationGetDescr(rel);
+	if (rel->rd_rel->relkind != RELKIND_RELATION || desc->natts != 3 ||
+		TupleDescAttr(desc, 0)->atttypid != TEXTOID ||
+		TupleDescAttr(desc, 1)->atttypid != TEXTOID ||
+		TupleDescAttr(desc, 2)->atttypid != INT8OID ||
+		RelationGetForm(rel)->relhasindex || rel->trigdesc != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"kabsd.file_stamps\" was altered"),
+				 errdetail("The refresh writes rows of (backlog text, path text, stamp bigint) by their TIDs: the table must have those columns and no index or trigger.")));
+	return rel;
+}
+
+/* Is a text value the C string s? */
+static bool
+text_is(Datum d, const char *s)
+{
+	struct varlena *t = PG_DETOAST_DATUM_PACKED(d);
+	size_t		len = strlen(s);
+	bool		eq = VARSIZE_ANY_EXHDR(t) == len && memcmp(VARDATA_ANY(t), s, len) == 0;
+
+	if ((Pointer) t != DatumGetPointer(d))
+		pfree(t);
+	return eq;
+}
+
+/*
+ * Replaces the stamp of a path (k, when known) with stamp; path NULL
+ * deletes it.
+ */
+static void
+put_stamp(KnownPaths *kp, KnownPath *k, const char *path, int64 stamp)
+{
+	TupleTableSlot *slot = kp->slot;
+	text	   *text_path;
+
+	if (kp->keep)
+	{
+		MemoryContext old = MemoryContextSwitchTo(kp->cxt);
+		StampKept  *s = palloc(sizeof(StampKept));
+
+		s->k = k;
+		s->path = path ? pstrdup(path) : NULL;
+		s->stamp = stamp;
+		kp->kept = lappend(kp->kept, s);
+		MemoryContextSwitchTo(old);
+		return;
+	}
+	if (k && k->has_stamp)
+		simple_table_tuple_delete(kp->stamps, &k->stamp_tid, kp->snapshot);
+	if (path == NULL)
+		return;
+	text_path = cstring_to_text(path);
+	ExecClearTuple(slot);
+	slot->tts_values[0] = kp->backlog;
+	slot->tts_isnull[0] = false;
+	slot->tts_values[1] = PointerGetDatum(text_path);
+	slot->tts_isnull[1] = false;
+	slot->tts_values[2] = Int64GetDatum(stamp);
+	slot->tts_isnull[2] = false;
+	ExecStoreVirtualTuple(slot);
+	simple_table_tuple_insert(kp->stamps, slot);
+	/* the walk stamps every changed file: nothing of it may pile up (the
+	 * slot holds its own copy once the row is written) */
+	ExecClearTuple(slot);
+	pfree(text_path);
+}
+
+/*
+ * Reads the paths of the files table of rs, and the stamps of its
+ * backlog.  cxt holds them until kabsd_known_end().
+ */
+KnownPaths *
+kabsd_known_load(RefreshState *rs, MemoryContext cxt)
+{
+	SnapTable  *files = &rs->t[KT_FILES];
+	TableScanDesc scan;
+	TupleTableSlot *slot;
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	KnownPaths *kp = palloc0(sizeof(KnownPaths));
+
+	kp->cxt = cxt;
+	kp->stamps = open_stamps();
+	kp->slot = MakeSingleTupleTableSlot(RelationGetDescr(kp->stamps),
+										&TTSOpsVirtual);
+	kp->backlog = CStringGetTextDatum(rs->backlog_name);
+	kp->snapshot = RegisterSnapshot(rs->snapshot);
+	kp->paths = known_create(cxt, 1024, NULL);
+
+	scan = table_beginscan(files->rel, kp->snapshot, 0, NULL);
+	while (table_scan_getnextslot(scan, ForwardScanDirection, files->old_slot))
+	{
+		bool		found;
+		KnownPath  *k;
+
+		CHECK_FOR_INTERRUPTS();
+		slot_getsomeattrs(files->old_slot, files->path_att);
+		if (files->old_slot->tts_isnull[files->path_att - 1])
+			continue;
+		k = known_insert(kp->paths,
+						 TextDatumGetCString(files->old_slot->tts_values[files->path_att - 1]),
+						 &found);
+		if (!found)
+		{
+			kp->list_bytes += kabsd_worklist_entry_size(strlen(k->path));
+			k->has_stamp = false;
+			k->seen = false;
+		}
+		k->files_tid = files->old_slot->tts_tid;
+		k->in_snapshot = true;
+	}
+	table_endscan(scan);
+	ExecClearTuple(files->old_slot);
+
+	slot = table_slot_create(kp->stamps, NULL);
+	scan = table_beginscan(kp->stamps, kp->snapshot, 0, NULL);
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		bool		found;
+		KnownPath  *k;
+
+		CHECK_FOR_INTERRUPTS();
+		slot_getallattrs(slot);
+		if (slot->tts_isnull[0] || slot->tts_isnull[1] ||
+			!text_is(slot->tts_values[0], rs->backlog_name))
+			continue;			/* another backlog's */
+		k = known_insert(kp->paths, TextDatumGetCString(slot->tts_values[1]), &found);
+		if (!found)
+		{
+			k->in_snapshot = false;
+			k->seen = false;
+			kp->list_bytes += kabsd_worklist_entry_size(strlen(k->path));
+		}
+		else if (k->has_stamp)
+		{
+			/* a path stamped twice: drop the extra, and parse the file */
+			simple_table_tuple_delete(kp->stamps, &slot->tts_tid, kp->snapshot);
+			k->stamp = 0;
+			continue;
+		}
+		k->has_stamp = true;
+		k->stamp = slot->tts_isnull[2] ? 0 : DatumGetInt64(slot->tts_values[2]);
+		k->stamp_tid = slot->tts_tid;
+	}
+	table_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	MemoryContextSwitchTo(old);
+	return kp;
+}
+
+/*
+ * One file walked: its stamp is brought up to date, and *files_tid set to
+ * its row in the files table (invalid when it has none).  Returns whether
+ * it must be read: its stamp changed, or the refresh is a full one.
+ */
+bool
+kabsd_known_walked(KnownPaths *kp, const KbEntry *entry, int64 stamp,
+				   bool full, ItemPointer files_tid)
+{
+	KnownPath  *k = known_lookup(kp->paths, (char *) entry->relpath);
+	bool		same_stamp = false;
+
+	ItemPointerSetInvalid(files_tid);
+	if (k && k->in_snapshot)
+		*files_tid = k->files_tid;
+	if (k)
+	{
+		if (k->seen)
+			return false;		/* the walk never yields a path twice */
+		k->seen = true;
+		same_stamp = k->in_snapshot && k->has_stamp && k->stamp == stamp;
+		if (same_stamp && !full)
+			return false;
+	}
+	if (!same_stamp)
+		put_stamp(kp, k, entry->relpath, stamp);
+	return true;
+}
+
+/*
+ * keep: from here on stamps are kept, not written (parallel mode); not
+ * keep: what was kept is written.
+ */
+void
+kabsd_known_keep_stamps(KnownPaths *kp, bool keep)
+{
+	ListCell   *lc;
+
+	kp->keep = keep;
+	if (keep)
+		return;
+	foreach(lc, kp->kept)
+	{
+		StampKept  *s = lfirst(lc);
+
+		put_stamp(kp, s->k, s->path, s->stamp);
+	}
+	list_free_deep(kp->kept);
+	kp->kept = NIL;
+}
+
+/*
+ * After the walk, the next path that is gone: its stamp is deleted, and
+ * when the snapshot holds rows of it, the path and its files row are
+ * returned for the caller to delete them.  False when none is left.
+ */
+bool
+kabsd_known_next_gone(KnownPaths *kp, const char **path, ItemPointer files_tid)
+{
+	KnownPath  *k;
+
+	if (!kp->gone_started)
+	{
+		known_start_iterate(kp->paths, &kp->gone);
+		kp->gone_started = true;
+	}
+	while ((k = known_iterate(kp->paths, &kp->gone)) != NULL)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (k->seen)
+			continue;
+		if (k->has_stamp)
+			put_stamp(kp, k, NULL, 0);
+		if (!k->in_snapshot)
+			continue;
+		*path = k->path;
+		*files_tid = k->files_tid;
+		return true;
+	}
+	return false;
+}
+
+uint64
+kabsd_known_count(const KnownPaths *kp)
+{
+	return kp->paths->members;
+}
+
+Size
+kabsd_known_list_bytes(const KnownPaths *kp)
+{
+	return kp->list_bytes;
+}
+
+void
+kabsd_known_end(KnownPaths *kp)
+{
+	Assert(kp->kept == NIL);
+	ExecDropSingleTupleTableSlot(kp->slot);
+	UnregisterSnapshot(kp->snapshot);
+	table_close(kp->stamps, NoLock);
+}

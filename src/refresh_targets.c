@@ -1,0 +1,274 @@
+/*-------------------------------------------------------------------------
+ *
+ * refresh_targets.c
+ *		  What links.target_uid resolves against: (product, id) of items and
+ *		  decisions for typed links, (product, id or file name without .md)
+ *		  for wikilinks.  A key that two paths claim resolves to NULL.
+ *
+ * The maps are built from the items and decisions tables when a link first
+ * needs them.  A refresh keeps a sum of hashes of what the rows it deleted
+ * and inserted gave as targets: when it is not zero some target changed,
+ * and every link is resolved again against the final tables.
+ *
+ * src/refresh_targets.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "kabsd_fdw.h"
+
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "common/hashfn.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/uuid.h"
+
+typedef struct TargetKey
+{
+	const char *product;		/* not NUL-terminated: with their lengths */
+	const char *key;
+	uint32		product_len;
+	uint32		key_len;
+	bool		by_name;		/* the wikilink map */
+} TargetKey;
+
+typedef struct Target
+{
+	TargetKey	k;
+	uint32		hash;
+	char		status;
+	const char *path;			/* the first path that claimed the key */
+	bool		has_uid;
+	bool		ambiguous;
+	pg_uuid_t	uid;
+} Target;
+
+static inline uint32
+target_key_hash(TargetKey k)
+{
+	uint32		h = hash_bytes((const unsigned char *) k.product, k.product_len);
+
+	h = hash_combine(h, hash_bytes((const unsigned char *) k.key, k.key_len));
+	return hash_combine(h, k.by_name ? 1 : 0);
+}
+
+static inline bool
+target_key_equal(TargetKey a, TargetKey b)
+{
+	return a.by_name == b.by_name &&
+		a.product_len == b.product_len && a.key_len == b.key_len &&
+		memcmp(a.product, b.product, a.product_len) == 0 &&
+		memcmp(a.key, b.key, a.key_len) == 0;
+}
+
+#define SH_PREFIX targets
+#define SH_ELEMENT_TYPE Target
+#define SH_KEY_TYPE TargetKey
+#define SH_KEY k
+#define SH_HASH_KEY(tb, key) target_key_hash(key)
+#define SH_EQUAL(tb, a, b) target_key_equal(a, b)
+#define SH_SCOPE static inline
+#define SH_STORE_HASH
+#define SH_GET_HASH(tb, a) a->hash
+#define SH_DEFINE
+#define SH_DECLARE
+#include "lib/simplehash.h"
+
+/* A text value as a C string in the current context; NULL for NULL. */
+static char *
+text_or_null(Datum d, bool isnull)
+{
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+/*
+ * A hash of what an item or decision row gives link targets.  Rows come
+ * and go; the sum of these hashes over rows deleted and inserted is zero
+ * unless some target changed.
+ */
+uint64
+kabsd_targets_row_hash(const SnapTable *st, const Datum *values,
+					   const bool *nulls)
+{
+	AttrNumber	atts[3] = {st->path_att, st->product_att, st->id_att};
+	uint64		h = 0;
+
+	for (int i = 0; i < 3; i++)
+	{
+		int			k = atts[i] - 1;
+
+		if (nulls[k])
+			h = hash_bytes_uint32_extended(0x9e3779b9, h);
+		else
+		{
+			struct varlena *t = PG_DETOAST_DATUM_PACKED(values[k]);
+
+			h = hash_bytes_extended((const unsigned char *) VARDATA_ANY(t),
+									VARSIZE_ANY_EXHDR(t), h + 1);
+		}
+	}
+	if (!nulls[st->uid_att - 1])
+		h = hash_bytes_extended((const unsigned char *) DatumGetUUIDP(values[st->uid_att - 1]),
+								UUID_LEN, h);
+	return h;
+}
+
+/* The file name of a path or wikilink target, without a final ".md". */
+static void
+name_without_md(const char *s, uint32 len, const char **name, uint32 *name_len)
+{
+	const char *slash = memrchr(s, '/', len);
+
+	*name = slash ? slash + 1 : s;
+	*name_len = len - (uint32) (*name - s);
+	if (*name_len >= 3 && memcmp(*name + *name_len - 3, ".md", 3) == 0)
+		*name_len -= 3;
+}
+
+static void
+claim_target(RefreshState *rs, const char *product, const char *key,
+			 uint32 key_len, bool by_name, const char *path, bool has_uid,
+			 const pg_uuid_t *uid)
+{
+	TargetKey	k = {product, key, strlen(product), key_len, by_name};
+	bool		found;
+	Target	   *t = targets_insert(rs->targets, k, &found);
+
+	if (!found)
+	{
+		t->path = path;
+		t->has_uid = has_uid;
+		t->ambiguous = false;
+		if (has_uid)
+			t->uid = *uid;
+	}
+	else if (strcmp(t->path, path) != 0)
+		t->ambiguous = true;
+}
+
+/* (Re)builds the target maps from the items and decisions tables. */
+void
+kabsd_targets_build(RefreshState *rs)
+{
+	MemoryContext old;
+	double		rows = 0;
+
+	/*
+	 * Up to three keys a row (id, id by name, file name): the map is sized
+	 * once from the tables' last row counts, not grown (and rehashed) step
+	 * by step.  An estimate that is stale only costs growing past it.
+	 */
+	for (int t = KT_ITEMS; t <= KT_DECISIONS; t++)
+		rows += Max(0, rs->t[t].rel->rd_rel->reltuples);
+	MemoryContextReset(rs->targets_cxt);
+	old = MemoryContextSwitchTo(rs->targets_cxt);
+	rs->targets = targets_create(rs->targets_cxt,
+								 (uint32) Min(Max(rows * 3, 1024), 1 << 22),
+								 NULL);
+	for (int t = KT_ITEMS; t <= KT_DECISIONS; t++)
+	{
+		SnapTable  *st = &rs->t[t];
+		TableScanDesc scan = table_beginscan(st->rel, rs->snapshot, 0, NULL);
+		TupleTableSlot *slot = st->old_slot;
+		int			last = Max(Max(st->path_att, st->product_att),
+							   Max(st->id_att, st->uid_att));
+
+		while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+		{
+			char	   *product,
+					   *id,
+					   *path;
+			const char *name;
+			uint32		name_len;
+			bool		has_uid;
+			pg_uuid_t  *uid;
+
+			CHECK_FOR_INTERRUPTS();
+			slot_getsomeattrs(slot, last);
+			product = text_or_null(slot->tts_values[st->product_att - 1],
+								   slot->tts_isnull[st->product_att - 1]);
+			if (product == NULL)
+				continue;		/* a target is looked for in its product only */
+			id = text_or_null(slot->tts_values[st->id_att - 1],
+							  slot->tts_isnull[st->id_att - 1]);
+			path = text_or_null(slot->tts_values[st->path_att - 1],
+								slot->tts_isnull[st->path_att - 1]);
+			if (path == NULL)
+				continue;		/* no such row is written; keep off one */
+			has_uid = !slot->tts_isnull[st->uid_att - 1];
+			uid = has_uid ? DatumGetUUIDP(slot->tts_values[st->uid_att - 1]) : NULL;
+			if (id)
+			{
+				claim_target(rs, product, id, strlen(id), false, path, has_uid, uid);
+				claim_target(rs, product, id, strlen(id), true, path, has_uid, uid);
+			}
+			name_without_md(path, strlen(path), &name, &name_len);
+			claim_target(rs, product, name, name_len, true, path, has_uid, uid);
+		}
+		table_endscan(scan);
+		ExecClearTuple(slot);
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * The maps from the items and decisions as this refresh left them: what
+ * it wrote is made visible, and the snapshot compared with moves past it.
+ */
+void
+kabsd_targets_final(RefreshState *rs)
+{
+	CommandCounterIncrement();
+	UnregisterSnapshot(rs->snapshot);
+	rs->snapshot = RegisterSnapshot(GetLatestSnapshot());
+	kabsd_targets_build(rs);
+}
+
+/* links.target_uid of a link row, from the target maps. */
+void
+kabsd_targets_resolve(RefreshState *rs, const SnapTable *st, Datum *values,
+					  bool *nulls)
+{
+	int			k = st->target_att - 1;
+	struct varlena *product,
+			   *type,
+			   *target;
+	TargetKey	key;
+	Target	   *t;
+
+	values[k] = (Datum) 0;
+	nulls[k] = true;
+	if (nulls[st->product_att - 1] || nulls[st->type_att - 1] ||
+		nulls[st->target_id_att - 1])
+		return;
+	if (rs->targets == NULL)
+		kabsd_targets_build(rs);
+	/* the rows' own values, not copied: resolving allocates nothing */
+	product = PG_DETOAST_DATUM_PACKED(values[st->product_att - 1]);
+	type = PG_DETOAST_DATUM_PACKED(values[st->type_att - 1]);
+	target = PG_DETOAST_DATUM_PACKED(values[st->target_id_att - 1]);
+	key.product = VARDATA_ANY(product);
+	key.product_len = VARSIZE_ANY_EXHDR(product);
+	key.by_name = VARSIZE_ANY_EXHDR(type) == 8 &&
+		memcmp(VARDATA_ANY(type), "wikilink", 8) == 0;
+	if (key.by_name)
+		name_without_md(VARDATA_ANY(target), VARSIZE_ANY_EXHDR(target),
+						&key.key, &key.key_len);
+	else
+	{
+		key.key = VARDATA_ANY(target);
+		key.key_len = VARSIZE_ANY_EXHDR(target);
+	}
+	t = targets_lookup(rs->targets, key);
+	if (t && !t->ambiguous && t->has_uid)
+	{
+		pg_uuid_t  *uid = palloc(sizeof(pg_uuid_t));
+
+		*uid = t->uid;
+		values[k] = UUIDPGetDatum(uid);
+		nulls[k] = false;
+	}
+}
