@@ -155,12 +155,7 @@ need_for(const KabsdBinding *b, const bool *wanted)
 	for (int i = 0; i < b->natts; i++)
 		if (wanted[i])
 			need |= kabsd_column_need(b, i + 1);
-	/* frontmatter edges come before wikilinks: never one without the other */
-	if (need & KB_NEED_WIKILINKS)
-		need |= KB_NEED_LINKS;
-	if (need & (KB_NEED_CHECKLIST | KB_NEED_WORKLOG | KB_NEED_WIKILINKS))
-		need |= KB_NEED_MARKDOWN;
-	return need;
+	return kb_need_closure(need);
 }
 
 /*

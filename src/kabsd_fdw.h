@@ -142,11 +142,6 @@ typedef struct KabsdOptions
  */
 #define KABSD_PARSER_VERSION "kabsd_fdw parser 1"
 
-/* Everything a file can give: what a refresh computes. */
-#define KABSD_ALL_NEEDS (KB_NEED_READ | KB_NEED_FIELDS | KB_NEED_LINKS | \
-						 KB_NEED_MARKDOWN | KB_NEED_CHECKLIST | \
-						 KB_NEED_WIKILINKS | KB_NEED_WORKLOG)
-
 #define KABSD_DEFAULT_MAX_FILE_SIZE (INT64CONST(64) * 1024 * 1024)
 
 /* options.c */

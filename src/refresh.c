@@ -188,7 +188,7 @@ read_listed(RefreshState *rs, WorkList *wl, const Oid *relids,
 	}
 	else
 		analyzer = kabsd_analyzer_begin(wl->root, opts->max_file_size,
-										KABSD_ALL_NEEDS, CurrentMemoryContext);
+										KB_NEED_ALL, CurrentMemoryContext);
 	initStringInfo(&pathbuf);
 	for (int64 i = 0; i < wl->n; i++)
 	{

@@ -243,7 +243,7 @@ kabsd_refresh_worker_main(dsm_segment *seg, shm_toc *toc)
 	rs.sink = &send_to_leader;
 	rs.mqh = shm_mq_attach(mq, seg, NULL);
 	analyzer = kabsd_analyzer_begin(sh->root, sh->max_file_size,
-									KABSD_ALL_NEEDS, cxt);
+									KB_NEED_ALL, cxt);
 
 	while (take_files(sh, &start, &end))
 		for (int64 i = start; i < end; i++)
@@ -400,7 +400,7 @@ kabsd_parallel_begin(RefreshState *rs, const Oid *relids, const KabsdOptions *op
 
 	pr->filecxt = AllocSetContextCreate(CurrentMemoryContext, "kabsd_fdw refresh file",
 										ALLOCSET_DEFAULT_SIZES);
-	pr->analyzer = kabsd_analyzer_begin(root, opts->max_file_size, KABSD_ALL_NEEDS,
+	pr->analyzer = kabsd_analyzer_begin(root, opts->max_file_size, KB_NEED_ALL,
 										CurrentMemoryContext);
 	return pr;
 }

@@ -192,7 +192,7 @@ scan_create(int64 max_file_size, KbScope scope, int need, MemoryContext parent)
 	init_alloc(&scan->scan_alloc, scan->scan_cxt);
 	init_alloc(&scan->file_alloc, scan->file_cxt);
 	scan->scope = scope;
-	scan->need = need;
+	scan->need = kb_need_closure(need);
 	scan->root_fd = -1;
 	scan->fopts.max_file_size = max_file_size;
 	scan->fopts.yaml.max_nodes = KB_YAML_MAX_NODES;

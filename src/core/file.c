@@ -46,6 +46,18 @@ add_wikilinks(const KbAlloc *a, KbFile *f)
 }
 
 int
+kb_need_closure(int need)
+{
+	if (need & KB_NEED_WIKILINKS)
+		need |= KB_NEED_LINKS;
+	if (need & (KB_NEED_CHECKLIST | KB_NEED_WORKLOG | KB_NEED_WIKILINKS))
+		need |= KB_NEED_MARKDOWN;
+	if (need != 0)
+		need |= KB_NEED_READ;
+	return need;
+}
+
+int
 kb_file_analyze(const KbAlloc *a, const KbEntry *e, const KbFileOptions *opts,
 				int need, KbFile *f)
 {
@@ -57,6 +69,7 @@ kb_file_analyze(const KbAlloc *a, const KbEntry *e, const KbFileOptions *opts,
 	int			md_what = 0;
 
 	memset(f, 0, sizeof(*f));
+	need = kb_need_closure(need);
 	f->kind = kb_classify_path(e->relpath, &f->product);
 	kb_buf_init(&f->notes.buf, a);
 	if (e->error)

@@ -464,6 +464,16 @@ extern int	kb_read_file(const KbAlloc *a, const KbEntry *e, int root_fd,
 #define KB_NEED_CHECKLIST	0x10
 #define KB_NEED_WIKILINKS	0x20
 #define KB_NEED_WORKLOG		0x40
+#define KB_NEED_ALL			0x7F	/* everything a file can give */
+
+/*
+ * A need with what it implies: wikilinks are numbered after the
+ * frontmatter edges, the checklist, worklog and wikilinks come from the
+ * cmark pass, and everything but the walk needs the file read.
+ * kb_file_analyze() applies it; a caller deciding whether to read at all
+ * applies it first.
+ */
+extern int	kb_need_closure(int need);
 
 typedef struct KbFileOptions
 {
