@@ -9,7 +9,7 @@ CORE_OBJS = src/core/text.o src/core/yaml.o src/core/values.o \
 OBJS = src/kabsd_fdw.o src/options.o src/tables.o src/convert.o \
 	src/scan.o src/refresh.o src/refresh_stamps.o src/refresh_worklist.o \
 	src/refresh_parallel.o src/refresh_diff.o src/refresh_targets.o \
-	src/refresh_write.o $(CORE_OBJS)
+	src/refresh_write.o src/refresh_record.o $(CORE_OBJS)
 
 # The install script and each update script end with the functions, which
 # are written once, in sql/kabsd_fdw_functions.sql.

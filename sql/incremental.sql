@@ -69,7 +69,12 @@ SELECT inserted FROM kabsd_snapshot_apply('inc', ARRAY['inc.files', 'inc.items',
 SELECT inserted FROM kabsd_snapshot_apply('inc', ARRAY['inc.items', 'inc.files', 'inc.decisions',
   'inc.links', 'inc.worklog', 'inc.sections', 'inc.checklist']::regclass[], false);  -- ERROR
 ALTER TABLE inc.sections DROP CONSTRAINT sections_pkey;
-SELECT status, error FROM kabsd_refresh('inc', full => true);
+\set SHOW_CONTEXT never
+SELECT status, error FROM kabsd_refresh('inc', full => true);  -- ERROR
+\set SHOW_CONTEXT errors
+-- the failure is on record all the same: written in a transaction of its own
+SELECT status, error, sqlstate FROM kabsd.refresh_history WHERE name = 'inc' ORDER BY id DESC LIMIT 1;
+SELECT status, error FROM inc.refreshes ORDER BY id DESC LIMIT 1;
 ALTER TABLE inc.sections ADD PRIMARY KEY (path, ordinal);
 DROP ROLE IF EXISTS regress_kabsd_other;
 CREATE ROLE regress_kabsd_other IN ROLE pg_read_server_files;
@@ -104,6 +109,22 @@ DROP ROLE regress_kabsd_nobody;
 REVOKE ALL ON SCHEMA inc FROM regress_kabsd_other;
 REVOKE ALL ON FOREIGN SERVER inc FROM regress_kabsd_other;
 DROP ROLE regress_kabsd_other;
+
+-- a refresh of some paths only: relative to the root, without "." or ".."
+-- parts; a directory stands for its subtree; nothing changed, nothing written
+\set SHOW_CONTEXT never
+SELECT status FROM kabsd_refresh(paths => ARRAY['topics']);  -- ERROR
+SELECT status FROM kabsd_refresh('inc', paths => ARRAY['products/../..']);  -- ERROR
+SELECT status FROM kabsd_refresh('inc', paths => ARRAY['/etc']);  -- ERROR
+\set SHOW_CONTEXT errors
+SELECT status, files, items, errors FROM kabsd_refresh('inc', paths => ARRAY['topics/', 'products/alpha']);
+SELECT files_read, rows_written FROM last_refresh;
+SELECT status FROM kabsd_refresh('inc', paths => '{}');
+-- it saw part of the tree only: the next whole refresh compares every stamp
+SELECT fingerprint IS NULL AS no_fingerprint FROM kabsd.backlogs WHERE name = 'inc';
+SELECT status, files FROM kabsd_refresh('inc');
+SELECT status FROM kabsd_refresh('inc');
+SELECT * FROM matches_rebuild('inc');
 
 SELECT kabsd_detach('inc');
 DROP VIEW last_refresh;

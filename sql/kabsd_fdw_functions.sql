@@ -23,17 +23,19 @@ LANGUAGE C STRICT VOLATILE;
 -- are written to the seven tables; a table that is empty is filled in
 -- batches; many files are shared with parallel workers.  It returns the
 -- tables' row counts (and files with an error), from those it was given.
+-- paths restricts it to those files and directories (their subtrees).
+DROP FUNCTION IF EXISTS kabsd_snapshot_apply(name, regclass[], boolean);
 CREATE OR REPLACE FUNCTION kabsd_snapshot_apply(server name, tables regclass[],
   full boolean, known_fingerprint text DEFAULT NULL, known_counts bigint[] DEFAULT NULL,
-  OUT status text, OUT counts bigint[], OUT inserted bigint[], OUT deleted bigint[],
+  paths text[] DEFAULT NULL, OUT status text, OUT counts bigint[], OUT inserted bigint[], OUT deleted bigint[],
   OUT files_read bigint, OUT fingerprint text, OUT parallel_workers integer)
 RETURNS record
 AS 'MODULE_PATHNAME'
 LANGUAGE C VOLATILE;
 
 -- the refresh writes past every guard: for the roles that may attach
-REVOKE EXECUTE ON FUNCTION kabsd_snapshot_apply(name, regclass[], boolean, text, bigint[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION kabsd_snapshot_apply(name, regclass[], boolean, text, bigint[]) TO pg_read_server_files;
+REVOKE EXECUTE ON FUNCTION kabsd_snapshot_apply(name, regclass[], boolean, text, bigint[], text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kabsd_snapshot_apply(name, regclass[], boolean, text, bigint[], text[]) TO pg_read_server_files;
 
 -- The seven tables in the refresh's order.
 CREATE OR REPLACE FUNCTION kabsd_tables()
@@ -284,6 +286,17 @@ $$;
 -- One refresh, as kabsd_refresh() records it: in kabsd.refresh_history and
 -- in the backlog's own refreshes table (which a copy receives); both keep
 -- the newest 1000.
+-- A failed refresh, recorded by a background worker in a transaction of its
+-- own: the ERROR that follows rolls back everything but this.
+CREATE OR REPLACE FUNCTION kabsd_record_failure(name text, started_at timestamptz,
+  duration interval, error text, sqlstate text)
+RETURNS boolean
+AS 'MODULE_PATHNAME'
+LANGUAGE C VOLATILE;
+
+REVOKE EXECUTE ON FUNCTION kabsd_record_failure(text, timestamptz, interval, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kabsd_record_failure(text, timestamptz, interval, text, text) TO pg_read_server_files;
+
 CREATE OR REPLACE FUNCTION kabsd_record(res kabsd.refresh_result, views_refreshed integer,
   files_read bigint, rows_written bigint, workers integer, sqlstate text)
 RETURNS void
@@ -317,7 +330,10 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION kabsd_refresh(name text DEFAULT NULL, full boolean DEFAULT false)
+-- 0.1.0's kabsd_refresh had no paths
+DROP FUNCTION IF EXISTS kabsd_refresh(text, boolean);
+CREATE OR REPLACE FUNCTION kabsd_refresh(name text DEFAULT NULL, full boolean DEFAULT false,
+  paths text[] DEFAULT NULL)
 RETURNS SETOF kabsd.refresh_result
 LANGUAGE plpgsql
 AS $$
@@ -334,9 +350,16 @@ DECLARE
   msg text;
   state text;
   detail text;
+  failed text[] := '{}';
+  first_error text;
+  first_state text;
 BEGIN
   IF kabsd_refresh.name IS NOT NULL THEN
     PERFORM @extschema@.kabsd_check_attached(kabsd_refresh.name);
+  ELSIF kabsd_refresh.paths IS NOT NULL THEN
+    RAISE EXCEPTION 'paths to refresh need the name of their backlog'
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Paths are relative to one backlog''s root: call kabsd_refresh(name, paths => ...).';
   END IF;
 
   FOR b IN SELECT * FROM kabsd.backlogs k
@@ -371,7 +394,7 @@ BEGIN
         ARRAY(SELECT pg_catalog.format('%I.%I', b.name, x)::regclass
               FROM pg_catalog.unnest(@extschema@.kabsd_tables()) WITH ORDINALITY AS u(x, o)
               ORDER BY o),
-        kabsd_refresh.full, b.fingerprint, known);
+        kabsd_refresh.full, b.fingerprint, known, kabsd_refresh.paths);
       -- a table made now gets its indexes after its rows
       IF pg_catalog.cardinality(created) > 0 THEN
         PERFORM @extschema@.kabsd_snapshot_indexes(b.name);
@@ -391,26 +414,42 @@ BEGIN
       PERFORM @extschema@.kabsd_record(res, refreshed, r.files_read, written,
                                        r.parallel_workers, NULL);
     EXCEPTION WHEN OTHERS THEN
-      -- the subtransaction rolled back: the old snapshot stands
+      -- the subtransaction rolled back: the old snapshot stands.  The
+      -- failure is recorded in a transaction of its own, since the ERROR
+      -- raised below rolls back the caller's.
       GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, state = RETURNED_SQLSTATE,
                               detail = PG_EXCEPTION_DETAIL;
-      res := ROW(b.name, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, t0,
-                 pg_catalog.clock_timestamp() - t0, 'failed', msg);
-      PERFORM @extschema@.kabsd_record(res, NULL, NULL, NULL, NULL, state);
-      RAISE WARNING 'could not refresh backlog "%": %', b.name, msg
-        USING DETAIL = pg_catalog.concat_ws(' ', 'The previous snapshot is kept.', nullif(detail, '')),
-              HINT = 'See kabsd.refresh_history; the next kabsd_refresh() tries again.';
+      PERFORM @extschema@.kabsd_record_failure(b.name, t0, pg_catalog.clock_timestamp() - t0,
+                                               msg, state);
+      IF kabsd_refresh.name IS NOT NULL THEN
+        RAISE EXCEPTION 'could not refresh backlog "%": %', b.name, msg
+          USING ERRCODE = state,
+                DETAIL = pg_catalog.concat_ws(' ', 'The previous snapshot is kept.', nullif(detail, '')),
+                HINT = 'kabsd.refresh_history records the failure; the next kabsd_refresh() tries again.';
+      END IF;
+      -- every backlog: the others are tried, then the first failure is raised
+      failed := failed || b.name::text;
+      first_error := coalesce(first_error, msg);
+      first_state := coalesce(first_state, state);
+      CONTINUE;
     END;
     PERFORM pg_catalog.pg_notify('kabsd_refresh', pg_catalog.json_build_object(
       'name', b.name, 'status', res.status, 'files', res.files, 'errors', res.errors,
       'error', res.error)::text);
     RETURN NEXT res;
   END LOOP;
+  IF pg_catalog.cardinality(failed) > 0 THEN
+    RAISE EXCEPTION 'could not refresh backlog "%": %', failed[1], first_error
+      USING ERRCODE = first_state,
+            DETAIL = pg_catalog.format('%s of the attached backlogs failed (%s); this call changes no snapshot.',
+                                       pg_catalog.cardinality(failed), pg_catalog.array_to_string(failed, ', ')),
+            HINT = 'kabsd.refresh_history records each failure; refresh each backlog on its own (kabsd_refresh(name)) so that one failure does not hold back the others.';
+  END IF;
 END
 $$;
 
-COMMENT ON FUNCTION kabsd_refresh(text, boolean) IS
-  'Brings the snapshot of one or every attached backlog up to date with its files; full reads every file, not only those whose stamp changed; a row per backlog';
+COMMENT ON FUNCTION kabsd_refresh(text, boolean, text[]) IS
+  'Brings the snapshot of one or every attached backlog up to date with its files; full reads every file, not only those whose stamp changed; paths (relative to the root) limits it to those files and directories; a row per backlog';
 
 CREATE OR REPLACE FUNCTION kabsd_attach(root text, name text DEFAULT 'backlog')
 RETURNS SETOF kabsd.refresh_result

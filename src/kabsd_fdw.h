@@ -175,6 +175,8 @@ extern KabsdScan *kabsd_scan_begin(const char *root, int64 max_file_size,
 extern bool kabsd_scan_next_file(KabsdScan *scan, KbEntry **entry,
 								 KbFile **file);
 extern bool kabsd_scan_next_entry(KabsdScan *scan, KbEntry **entry);
+extern void kabsd_scan_restrict(KabsdScan *scan, const char *const *paths,
+								int n);
 extern KbFile *kabsd_scan_analyze(KabsdScan *scan);
 extern KabsdScan *kabsd_analyzer_begin(const char *root, int64 max_file_size,
 									   int need, MemoryContext parent);
@@ -305,7 +307,8 @@ extern uint64 kabsd_fingerprint_start(const KabsdOptions *opts);
 extern uint64 kabsd_fingerprint_entry(uint64 h, const KbEntry *e);
 extern Datum kabsd_fingerprint_text(uint64 h, int64 nfiles);
 extern int64 kabsd_file_stamp(uint64 salt, const KbEntry *e);
-extern KnownPaths *kabsd_known_load(RefreshState *rs, MemoryContext cxt);
+extern KnownPaths *kabsd_known_load(RefreshState *rs, const char *const *paths,
+									int npaths, MemoryContext cxt);
 extern bool kabsd_known_walked(KnownPaths *kp, const KbEntry *e, int64 stamp,
 							   bool full, ItemPointer files_tid);
 extern void kabsd_known_keep_stamps(KnownPaths *kp, bool keep);
@@ -333,6 +336,9 @@ extern Size kabsd_worklist_entry_size(Size relpath_len);
 extern void kabsd_worklist_entry(const WorkList *wl, int64 i,
 								 struct StringInfoData *pathbuf, KbEntry *e,
 								 ItemPointer files_tid);
+
+/* refresh_record.c: a failed refresh recorded in a transaction of its own
+ * (its SQL function and background worker only) */
 
 /* refresh_parallel.c: reading shared with parallel workers */
 typedef struct ParallelRefresh ParallelRefresh;

@@ -87,6 +87,41 @@ known_counts(ArrayType *arr, int64 *counts)
 	return true;
 }
 
+/*
+ * The paths of a targeted refresh, each checked: relative to the root,
+ * without "." or ".." parts (a trailing "/" is dropped).
+ */
+static int
+target_paths(ArrayType *arr, const char ***paths)
+{
+	Datum	   *values;
+	bool	   *nulls;
+	int			n;
+	int			k = 0;
+
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &values, &nulls, &n);
+	*paths = palloc(sizeof(char *) * Max(1, n));
+	for (int i = 0; i < n; i++)
+	{
+		char	   *p;
+		size_t		len;
+
+		if (nulls[i])
+			continue;
+		p = TextDatumGetCString(values[i]);
+		len = strlen(p);
+		while (len > 1 && p[len - 1] == '/')
+			p[--len] = '\0';
+		if (!kb_relpath_valid(p))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid path to refresh: \"%s\"", p),
+					 errdetail("Paths to refresh are relative to the backlog root, without \".\" or \"..\" parts.")));
+		(*paths)[k++] = p;
+	}
+	return k;
+}
+
 /* Rows of a table the snapshot sees; with att, only those where it is set. */
 static int64
 count_rows(Relation rel, Snapshot snapshot, AttrNumber att)
@@ -207,12 +242,15 @@ read_listed(RefreshState *rs, WorkList *wl, const Oid *relids,
 
 /*
  * kabsd_snapshot_apply(server, tables regclass[7], full, fingerprint,
- * counts bigint[8]): refreshes the snapshot of a backlog (its seven tables,
- * in the order files, items, decisions, links, worklog, sections,
- * checklist).  fingerprint and counts are those the last refresh returned
- * (NULL: none): a walk that gives the same fingerprint writes nothing, and
- * a table found empty that had rows makes the refresh read every file, as
- * full does.
+ * counts bigint[8], paths text[]): refreshes the snapshot of a backlog (its
+ * seven tables, in the order files, items, decisions, links, worklog,
+ * sections, checklist).  fingerprint and counts are those the last refresh
+ * returned (NULL: none): a walk that gives the same fingerprint writes
+ * nothing, and a table found empty that had rows makes the refresh read
+ * every file, as full does.  paths, when given, restricts the refresh to
+ * those files and directories: nothing else is walked or stat'ed, and its
+ * result for them is a whole refresh's (it returns no fingerprint, since
+ * it did not see the whole tree).
  *
  * Returns the status ("unchanged", "refreshed" or "rebuilt"), the counts,
  * the rows inserted and deleted in each table, the files read, the new
@@ -249,8 +287,11 @@ kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 	ItemPointerData files_tid;
 	const char *status;
 	const char *gone;
+	const char **paths = NULL;
+	int			npaths = 0;
+	bool		targeted;
 
-	if (PG_NARGS() != 5)
+	if (PG_NARGS() != 6)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("the SQL objects of kabsd_fdw are older than its library"),
@@ -278,6 +319,10 @@ kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 	for (int t = 0; t < KT_COUNT; t++)
 		rebuild |= rs.t[t].empty && before[t] > 0;
 	full |= rebuild;
+	/* a rebuild reads every file, whatever paths were given */
+	targeted = !PG_ARGISNULL(5) && !rebuild;
+	if (targeted)
+		npaths = target_paths(PG_GETARG_ARRAYTYPE_P(5), &paths);
 
 	memset(&wl, 0, sizeof(wl));
 	wl.cxt = CurrentMemoryContext;
@@ -301,12 +346,18 @@ kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 	}
 	salt = h = kabsd_fingerprint_start(&opts);
 
-	if (!full)
+	if (targeted && npaths == 0)
+	{
+		memcpy(counts, before, sizeof(counts));
+		status = "unchanged";
+		kp = NULL;
+	}
+	else if (!full || targeted)
 	{
 		/*
-		 * The walk lists every file and gives the fingerprint; only when
-		 * it differs from the stored one (or the files table lost rows)
-		 * are the stamps compared.
+		 * The walk lists every file (every file of paths) and gives the
+		 * fingerprint; only when it differs from the stored one (or the
+		 * files table lost rows) are the stamps compared.
 		 */
 		WorkList	walked;
 		StringInfoData pathbuf;
@@ -317,6 +368,8 @@ kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 		ItemPointerSetInvalid(&files_tid);
 		scan = kabsd_scan_begin(opts.root, opts.max_file_size, KB_SCOPE_ALL,
 								NULL, 0, CurrentMemoryContext);
+		if (targeted)
+			kabsd_scan_restrict(scan, paths, npaths);
 		while (kabsd_scan_next_entry(scan, &entry))
 		{
 			h = kabsd_fingerprint_entry(h, entry);
@@ -325,7 +378,7 @@ kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 		}
 		kabsd_scan_end(scan);
 
-		if (!PG_ARGISNULL(3) &&
+		if (!targeted && !PG_ARGISNULL(3) &&
 			strcmp(TextDatumGetCString(PG_GETARG_DATUM(3)),
 				   TextDatumGetCString(kabsd_fingerprint_text(h, nfiles))) == 0 &&
 			count_rows(rs.t[KT_FILES].rel, rs.snapshot, 0) == before[KT_FILES])
@@ -336,12 +389,12 @@ kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 		}
 		else
 		{
-			kp = kabsd_known_load(&rs, CurrentMemoryContext);
+			kp = kabsd_known_load(&rs, paths, npaths, CurrentMemoryContext);
 			initStringInfo(&pathbuf);
 			for (int64 i = 0; i < walked.n; i++)
 			{
 				kabsd_worklist_entry(&walked, i, &pathbuf, &e, &files_tid);
-				if (kabsd_known_walked(kp, &e, kabsd_file_stamp(salt, &e), false,
+				if (kabsd_known_walked(kp, &e, kabsd_file_stamp(salt, &e), full,
 									   &files_tid))
 					kabsd_worklist_add(&wl, &e, &files_tid);
 			}
@@ -354,7 +407,7 @@ kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 		 * Every file is read.  When there are many, the workers start
 		 * first and read while the walk goes on.
 		 */
-		kp = kabsd_known_load(&rs, CurrentMemoryContext);
+		kp = kabsd_known_load(&rs, NULL, 0, CurrentMemoryContext);
 		stream = nworkers > 0 &&
 			kabsd_known_count(kp) >= (uint64) Max(1, kabsd_min_parallel_refresh_files);
 		if (stream)
@@ -428,6 +481,7 @@ kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 	result[3] = int8_array(del, KT_COUNT);
 	result[4] = Int64GetDatum(rs.files_read);
 	result[5] = kabsd_fingerprint_text(h, nfiles);
+	resnull[5] = targeted;
 	result[6] = Int32GetDatum(workers);
 	kabsd_write_end(&rs);
 	kabsd_diff_end(&rs);

@@ -167,6 +167,9 @@ struct KnownPaths
 	bool		keep;			/* keep stamps rather than write them */
 	List	   *kept;
 	MemoryContext cxt;
+	const char *const *paths_given; /* a targeted refresh's: only these
+									 * can be gone */
+	int			npaths;
 	known_iterator gone;		/* kabsd_known_next_gone()'s place */
 	bool		gone_started;
 };
@@ -261,10 +264,12 @@ put_stamp(KnownPaths *kp, KnownPath *k, const char *path, int64 stamp)
 
 /*
  * Reads the paths of the files table of rs, and the stamps of its
- * backlog.  cxt holds them until kabsd_known_end().
+ * backlog.  cxt holds them until kabsd_known_end().  A refresh of some
+ * paths only (npaths > 0) walks only them: nothing else can be gone.
  */
 KnownPaths *
-kabsd_known_load(RefreshState *rs, MemoryContext cxt)
+kabsd_known_load(RefreshState *rs, const char *const *paths, int npaths,
+				 MemoryContext cxt)
 {
 	SnapTable  *files = &rs->t[KT_FILES];
 	TableScanDesc scan;
@@ -273,6 +278,8 @@ kabsd_known_load(RefreshState *rs, MemoryContext cxt)
 	KnownPaths *kp = palloc0(sizeof(KnownPaths));
 
 	kp->cxt = cxt;
+	kp->paths_given = paths;
+	kp->npaths = npaths;
 	kp->stamps = open_stamps();
 	kp->slot = MakeSingleTupleTableSlot(RelationGetDescr(kp->stamps),
 										&TTSOpsVirtual);
@@ -412,6 +419,9 @@ kabsd_known_next_gone(KnownPaths *kp, const char **path, ItemPointer files_tid)
 		CHECK_FOR_INTERRUPTS();
 		if (k->seen)
 			continue;
+		if (kp->npaths > 0 &&
+			!kb_path_within(k->path, strlen(k->path), kp->paths_given, kp->npaths))
+			continue;			/* not walked */
 		if (k->has_stamp)
 			put_stamp(kp, k, NULL, 0);
 		if (!k->in_snapshot)

@@ -231,6 +231,13 @@ kabsd_scan_begin(const char *root, int64 max_file_size, KbScope scope,
 	return scan;
 }
 
+/* Restricts a scan that has not started to paths (see kb_walk_restrict). */
+void
+kabsd_scan_restrict(KabsdScan *scan, const char *const *paths, int n)
+{
+	kb_walk_restrict(scan->walk, paths, (size_t) n);
+}
+
 /*
  * A scan that walks nothing: it analyses the entries it is given, which
  * another walk of root found (kabsd_scan_analyze_entry).

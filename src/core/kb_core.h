@@ -443,6 +443,20 @@ extern const char *kb_walk_root(const KbWalk *w);
 extern void kb_walk_close(KbWalk *w);
 
 /*
+ * Restricts a walk that has not started to the n paths given (relative to
+ * root, each a file or a directory, whose subtree counts): only
+ * directories on the way to them are listed, and nothing else is stat'ed.
+ * The paths must pass kb_relpath_valid() and outlive the walk.
+ */
+extern void kb_walk_restrict(KbWalk *w, const char *const *paths, size_t n);
+/* Is p a path relative to root: not empty, no "", "." or ".." part, no
+ * leading or trailing "/"? */
+extern bool kb_relpath_valid(const char *p);
+/* Is path (len bytes) one of the paths, or below one of them? */
+extern bool kb_path_within(const char *path, size_t len,
+						   const char *const *paths, size_t n);
+
+/*
  * Reads a walked file of at most max_size bytes.  Returns KB_OK with
  * data and len set, or KB_OK with data NULL and error set, or KB_ENOMEM.
  * root_fd is a descriptor of the entry's root (O_PATH will do), or -1 to

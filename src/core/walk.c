@@ -124,6 +124,8 @@ struct KbWalk
 	size_t		rootlen;
 	KbScope		scope;
 	char	   *product;		/* restrict to products/<product>, or NULL */
+	const char *const *paths;	/* restrict to these paths, when npaths > 0 */
+	size_t		npaths;
 	KbDirFrame *stack;
 	size_t		depth;
 	size_t		cap;
@@ -516,6 +518,60 @@ long_path_entry(KbWalk *w, const KbDirFrame *top, const char *name,
 	return 1;
 }
 
+void
+kb_walk_restrict(KbWalk *w, const char *const *paths, size_t n)
+{
+	w->paths = paths;
+	w->npaths = n;
+}
+
+bool
+kb_relpath_valid(const char *p)
+{
+	if (*p == '\0')
+		return false;
+	for (;;)
+	{
+		const char *slash = strchr(p, '/');
+		size_t		len = slash ? (size_t) (slash - p) : strlen(p);
+
+		if (len == 0 || (len == 1 && p[0] == '.') ||
+			(len == 2 && p[0] == '.' && p[1] == '.'))
+			return false;
+		if (!slash)
+			return true;
+		p = slash + 1;
+	}
+}
+
+bool
+kb_path_within(const char *path, size_t len, const char *const *paths,
+			   size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+	{
+		size_t		pl = strlen(paths[i]);
+
+		if (len >= pl && memcmp(path, paths[i], pl) == 0 &&
+			(len == pl || path[pl] == '/'))
+			return true;
+	}
+	return false;
+}
+
+/* Is rel one of the walk's paths, below one, or on the way to one? */
+static bool
+on_the_way(const KbWalk *w, const char *rel, size_t len)
+{
+	if (kb_path_within(rel, len, w->paths, w->npaths))
+		return true;
+	for (size_t i = 0; i < w->npaths; i++)
+		if (strlen(w->paths[i]) > len && memcmp(w->paths[i], rel, len) == 0 &&
+			w->paths[i][len] == '/')
+			return true;
+	return false;
+}
+
 const char *
 kb_walk_root(const KbWalk *w)
 {
@@ -565,6 +621,10 @@ kb_walk_next(KbWalk *w, KbEntry *e)
 		w->abs[abs_len++] = '/';
 		memcpy(w->abs + abs_len, name, name_len + 1);
 		abs_len += name_len;
+
+		/* a restricted walk stats nothing off the way to its paths */
+		if (w->npaths > 0 && !on_the_way(w, w->rel, rel_len))
+			continue;
 
 		memset(e, 0, sizeof(*e));
 		e->root = w->root;
