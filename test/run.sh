@@ -4,7 +4,7 @@
 #   - builds and installs the extension,
 #   - starts a throwaway PostgreSQL 15 cluster (test/cluster.sh),
 #   - runs the pg_regress suites, the isolation specs, the pgTAP suite,
-#     the TAP tests (several clusters), the load and crash tests,
+#     the TAP tests (several clusters; crash, load and memory included),
 #     the Debian package (built, installed, tested), the C unit tests under ASan/UBSan and
 #     valgrind, and the fuzzer for a bounded time.
 # With CI=true the build uses -Werror.
@@ -56,13 +56,6 @@ if [ "$(id -u)" = 0 ]; then
 else
 	make installcheck REGRESS= ISOLATION= || status=1
 fi
-
-step "load and memory"
-for t in test/system/*.sh; do
-	[ "$t" = test/system/lib.sh ] && continue
-	echo "--- $t"
-	bash "$t" || { echo "FAILED: $t"; status=1; }
-done
 
 step "C unit tests (ASan + UBSan, then valgrind)"
 rm -f test/unit/test_core
