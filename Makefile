@@ -5,7 +5,7 @@ EXTVERSION = $(shell grep default_version $(EXTENSION).control | sed -e "s/defau
 MODULE_big = kabsd_fdw
 CORE_OBJS = src/core/text.o src/core/yaml.o src/core/values.o \
 	src/core/extract.o src/core/markdown.o src/core/worklog.o \
-	src/core/walk.o src/core/file.o
+	src/core/walk.o src/core/file.o src/core/githead.o
 OBJS = src/kabsd_fdw.o src/options.o src/tables.o src/convert.o \
 	src/scan.o src/refresh.o src/refresh_stamps.o src/refresh_worklist.o \
 	src/refresh_parallel.o src/refresh_diff.o src/refresh_targets.o \

@@ -3,7 +3,7 @@
 # packages.  Needs root; does nothing when every package is already there.
 set -euo pipefail
 PACKAGES=(
-	make gcc perl ca-certificates
+	make gcc perl ca-certificates git       # git: the HEAD reader's tests, the hooks
 	postgresql-15 postgresql-server-dev-15   # server, headers, pgbench
 	libyaml-dev libcmark-dev                 # the parsers
 	postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl  # pgTAP, pg_prove

@@ -525,4 +525,35 @@ extern int	kb_file_analyze(const KbAlloc *a, const KbEntry *e,
 /* files.error: the fatal error, else the notes, else NULL. */
 extern const char *kb_file_error(const KbFile *f);
 
+/* ---------------------------------------------------------------------
+ * The commit checked out in the Git repository holding a backlog
+ * (githead.c).  Git's files are read directly; git is never run.
+ * ---------------------------------------------------------------------
+ */
+#define KB_GIT_HEX_MAX		64	/* a SHA-256 object name; SHA-1 has 40 */
+#define KB_GIT_ERROR_MAX	512
+
+typedef enum KbGitStatus
+{
+	KB_GIT_COMMIT,				/* head->commit holds HEAD's commit */
+	KB_GIT_NOT_REPO,			/* the root is in no Git work tree */
+	KB_GIT_UNBORN,				/* HEAD names a branch with no commit yet */
+	KB_GIT_ERROR				/* head->error says what is wrong */
+} KbGitStatus;
+
+typedef struct KbGitHead
+{
+	char		commit[KB_GIT_HEX_MAX + 1]; /* lowercase hex, 40 or 64
+											 * digits, NUL-terminated */
+	char		error[KB_GIT_ERROR_MAX];	/* one line, valid UTF-8 */
+} KbGitHead;
+
+/*
+ * Finds the repository holding root (a directory) as Git does, going up
+ * from it to the first ".git" (a directory, or a file "gitdir: <path>" as
+ * in a linked worktree or a submodule), and resolves its HEAD through loose
+ * refs and packed-refs.  Allocates nothing; the files read are bounded.
+ */
+extern KbGitStatus kb_git_head(const char *root, KbGitHead *head);
+
 #endif							/* KB_CORE_H */

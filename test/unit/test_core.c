@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -813,6 +814,334 @@ test_walk_names(void)
 	CHECK(system(path) == 0);
 }
 
+/* ---------------------------------------------------------------------
+ * The Git HEAD reader, against repositories that git itself makes
+ * ---------------------------------------------------------------------
+ */
+static char git_tmp[] = "/tmp/kb_git_XXXXXX";
+
+/*
+ * Runs a shell command in dir, its output hidden (the directory is
+ * git_tmp-relative unless absolute).  True when it succeeds.
+ */
+static bool
+sh(const char *dir, const char *fmt,...)
+	__attribute__((format(printf, 2, 3)));
+
+static bool
+sh(const char *dir, const char *fmt,...)
+{
+	char		cmd[8192];
+	int			n;
+	va_list		ap;
+
+	n = snprintf(cmd, sizeof(cmd), "cd '%s%s%s' && { ",
+				 dir[0] == '/' ? "" : git_tmp, dir[0] == '/' ? "" : "/", dir);
+	va_start(ap, fmt);
+	n += vsnprintf(cmd + n, sizeof(cmd) - n, fmt, ap);
+	va_end(ap);
+	snprintf(cmd + n, sizeof(cmd) - n, "; } >/dev/null 2>&1");
+	return system(cmd) == 0;
+}
+
+/* git_tmp/rel, in a static buffer (one at a time) */
+static const char *
+gpath(const char *rel)
+{
+	static char path[1024];
+
+	snprintf(path, sizeof(path), "%s/%s", git_tmp, rel);
+	return path;
+}
+
+/* What "git rev-parse --verify HEAD" says in dir: the commit or "". */
+static void
+git_rev_parse(const char *dir, char *out, size_t size)
+{
+	char		cmd[1200];
+	FILE	   *p;
+
+	snprintf(cmd, sizeof(cmd), "cd '%s' 2>/dev/null && git rev-parse -q --verify HEAD 2>/dev/null",
+			 gpath(dir));
+	out[0] = '\0';
+	p = popen(cmd, "r");
+	if (p == NULL)
+		return;
+	if (fgets(out, (int) size, p) == NULL)
+		out[0] = '\0';
+	out[strcspn(out, "\n")] = '\0';
+	pclose(p);
+}
+
+/* kb_git_head(dir) finds the commit git finds there. */
+#define CHECK_GIT_AGREES(dir) check_git_agrees(dir, __LINE__)
+static void
+check_git_agrees(const char *dir, int line)
+{
+	char		want[128];
+	KbGitHead	h;
+	KbGitStatus st;
+
+	git_rev_parse(dir, want, sizeof(want));
+	st = kb_git_head(gpath(dir), &h);
+	if (st == KB_GIT_COMMIT && (strlen(want) == 40 || strlen(want) == 64) &&
+		strcmp(h.commit, want) == 0)
+		passed++;
+	else
+	{
+		failed++;
+		fprintf(stderr, "FAIL %s:%d: HEAD of %s: git says \"%s\", status %d \"%s\" %s\n",
+				__FILE__, line, dir, want, (int) st, h.commit, h.error);
+	}
+}
+
+/*
+ * kb_git_head(dir) gives status (and an error containing what, if any),
+ * and git finds no commit there either (unless git_differs: git passes
+ * over a .git directory with a malformed HEAD, this reports it).
+ */
+#define CHECK_GIT_STATUS(dir, status, what, git_differs) \
+	check_git_status(dir, status, what, git_differs, __LINE__)
+static void
+check_git_status(const char *dir, KbGitStatus status, const char *what,
+				 bool git_differs, int line)
+{
+	char		want[128];
+	KbGitHead	h;
+	KbGitStatus st;
+	size_t		bad;
+	bool		nul;
+
+	git_rev_parse(dir, want, sizeof(want));
+	st = kb_git_head(dir[0] == '/' ? dir : gpath(dir), &h);
+	if (st == status && h.commit[0] == '\0' &&
+		(git_differs || want[0] == '\0') &&
+		(what == NULL ? h.error[0] == '\0' : strstr(h.error, what) != NULL) &&
+		kb_check_utf8(h.error, strlen(h.error), &bad, &nul) &&
+		strchr(h.error, '\n') == NULL)
+		passed++;
+	else
+	{
+		failed++;
+		fprintf(stderr, "FAIL %s:%d: HEAD of %s: git says \"%s\", status %d \"%s\" \"%s\"\n",
+				__FILE__, line, dir, want, (int) st, h.commit, h.error);
+	}
+}
+
+/* Writes text to git_tmp/rel. */
+static void
+gwrite(const char *rel, const char *text)
+{
+	write_file(gpath(rel), text);
+}
+
+static void
+test_git_head(void)
+{
+	char		before[128];
+	char		after[128];
+	char		big[6000];
+	KbGitHead	h;
+
+	CHECK(mkdtemp(git_tmp) != NULL);
+	/* git's configuration is the test's alone */
+	setenv("HOME", git_tmp, 1);
+	setenv("GIT_CONFIG_NOSYSTEM", "1", 1);
+	setenv("GIT_AUTHOR_NAME", "kabsd", 1);
+	setenv("GIT_AUTHOR_EMAIL", "kabsd@example.org", 1);
+	setenv("GIT_COMMITTER_NAME", "kabsd", 1);
+	setenv("GIT_COMMITTER_EMAIL", "kabsd@example.org", 1);
+	unsetenv("GIT_DIR");
+	unsetenv("GIT_WORK_TREE");
+	CHECK(sh("/", "git --version"));
+
+	/* outside any repository; a root that is missing or no directory */
+	CHECK(sh("", "mkdir -p plain/backlog && touch plain/file"));
+	CHECK_GIT_STATUS("plain/backlog", KB_GIT_NOT_REPO, NULL, false);
+	CHECK_GIT_STATUS("missing", KB_GIT_ERROR, "could not resolve the path", false);
+	CHECK_GIT_STATUS("plain/file", KB_GIT_ERROR, "is not a directory", false);
+
+	/* a new repository: an unborn branch */
+	CHECK(sh("", "git init -q -b main repo && mkdir -p repo/backlog/nested"));
+	CHECK_GIT_STATUS("repo/backlog", KB_GIT_UNBORN, NULL, false);
+	CHECK_GIT_STATUS("repo", KB_GIT_UNBORN, NULL, false);
+
+	/* a commit on the branch, from the root and from below it */
+	CHECK(sh("repo", "echo one > backlog/a.md && git add backlog && git commit -q -m one"));
+	CHECK_GIT_AGREES("repo/backlog");
+	CHECK_GIT_AGREES("repo/backlog/nested");
+	CHECK_GIT_AGREES("repo");
+	/* an empty .git directory is no repository: passed over, as git does */
+	CHECK(sh("repo", "mkdir backlog/nested/.git"));
+	CHECK_GIT_AGREES("repo/backlog/nested");
+
+	/* another branch; a detached HEAD */
+	CHECK(sh("repo", "git checkout -q -b feature && echo two > backlog/a.md && git commit -q -a -m two"));
+	CHECK_GIT_AGREES("repo/backlog");
+	CHECK(sh("repo", "git checkout -q --detach HEAD~1"));
+	CHECK_GIT_AGREES("repo/backlog");
+	git_rev_parse("repo", before, sizeof(before));
+	CHECK(sh("repo", "git checkout -q feature"));
+	git_rev_parse("repo", after, sizeof(after));
+	CHECK(strcmp(before, after) != 0);
+	CHECK_GIT_AGREES("repo/backlog");
+
+	/* every ref packed: no loose file left, packed-refs read */
+	CHECK(sh("repo", "git checkout -q main && git pack-refs --all"));
+	CHECK(access(gpath("repo/.git/refs/heads/main"), F_OK) != 0);
+	CHECK_GIT_AGREES("repo/backlog");
+	CHECK(sh("repo", "git checkout -q feature"));
+	CHECK_GIT_AGREES("repo/backlog");
+	/* a commit after packing: the loose ref wins over the stale packed one */
+	CHECK(sh("repo", "echo three > backlog/a.md && git commit -q -a -m three"));
+	CHECK(sh("repo", "grep -q ' refs/heads/feature$' .git/packed-refs"));
+	CHECK(access(gpath("repo/.git/refs/heads/feature"), F_OK) == 0);
+	CHECK_GIT_AGREES("repo/backlog");
+
+	/* symbolic refs: four after HEAD are followed, five are too many */
+	CHECK(sh("repo", "git symbolic-ref refs/heads/s1 refs/heads/s2 && "
+			 "git symbolic-ref refs/heads/s2 refs/heads/s3 && "
+			 "git symbolic-ref refs/heads/s3 refs/heads/main && "
+			 "git symbolic-ref HEAD refs/heads/s1"));
+	CHECK_GIT_AGREES("repo/backlog");
+	CHECK(sh("repo", "git symbolic-ref refs/heads/s0 refs/heads/s1 && "
+			 "git symbolic-ref HEAD refs/heads/s0"));
+	CHECK_GIT_STATUS("repo/backlog", KB_GIT_ERROR, "names no commit within 5 symbolic refs", false);
+	CHECK(sh("repo", "git symbolic-ref refs/heads/s3 refs/heads/s0"));	/* a loop */
+	CHECK_GIT_STATUS("repo/backlog", KB_GIT_ERROR, "names no commit within 5 symbolic refs", false);
+	/* a symbolic ref to a branch that does not exist: unborn */
+	CHECK(sh("repo", "git symbolic-ref HEAD refs/heads/nowhere"));
+	CHECK_GIT_STATUS("repo/backlog", KB_GIT_UNBORN, NULL, false);
+	/* an old-style symbolic ref: a symbolic link to a ref name */
+	CHECK(sh("repo", "ln -s refs/heads/feature .git/refs/heads/linked && "
+			 "git symbolic-ref HEAD refs/heads/linked"));
+	CHECK_GIT_AGREES("repo/backlog");
+	CHECK(sh("repo", "git symbolic-ref HEAD refs/heads/feature"));
+	CHECK_GIT_AGREES("repo/backlog");
+
+	/* a linked worktree: HEAD its own, its branch in the common directory */
+	CHECK(sh("repo", "git worktree add -q -b wtb ../wt main"));
+	CHECK(sh("wt", "test -f .git && echo wt > backlog/w.md && "
+			 "git add backlog && git commit -q -m wt"));
+	CHECK_GIT_AGREES("wt/backlog");
+	CHECK_GIT_AGREES("repo/backlog");
+	git_rev_parse("wt", before, sizeof(before));
+	git_rev_parse("repo", after, sizeof(after));
+	CHECK(strcmp(before, after) != 0);
+	CHECK(sh("repo", "git pack-refs --all && test ! -e .git/refs/heads/wtb"));
+	CHECK_GIT_AGREES("wt/backlog");
+	/* a per-worktree ref lives in the worktree's own git directory */
+	CHECK(sh("wt", "git update-ref refs/worktree/mine HEAD~1 && "
+			 "git symbolic-ref HEAD refs/worktree/mine && "
+			 "test -f ../repo/.git/worktrees/wt/refs/worktree/mine"));
+	CHECK_GIT_AGREES("wt/backlog");
+	CHECK(sh("wt", "git symbolic-ref HEAD refs/heads/wtb"));
+	CHECK_GIT_AGREES("wt/backlog");
+
+	/* a submodule: ".git" is a file naming ../.git/modules/sub */
+	CHECK(sh("", "git init -q -b main subsrc && cd subsrc && echo s > s.md && "
+			 "git add s.md && git commit -q -m sub"));
+	CHECK(sh("repo", "git -c protocol.file.allow=always submodule add -q %s sub && "
+			 "grep -qx 'gitdir: ../.git/modules/sub' sub/.git && "
+			 "cd sub && echo t > t.md && git add t.md && git commit -q -m t",
+			 gpath("subsrc")));
+	CHECK_GIT_AGREES("repo/sub");
+	git_rev_parse("repo/sub", before, sizeof(before));
+	git_rev_parse("repo", after, sizeof(after));
+	CHECK(strcmp(before, after) != 0);
+	/* and one made with --separate-git-dir: an absolute path */
+	CHECK(sh("", "git init -q -b main --separate-git-dir %s sepwt && cd sepwt && "
+			 "echo x > x.md && git add x.md && git commit -q -m x && "
+			 "grep -q '^gitdir: /' .git", gpath("sep.git")));
+	CHECK_GIT_AGREES("sepwt");
+
+	/* a SHA-256 repository: 64 hex digits, loose then packed */
+	CHECK(sh("", "git init -q -b main --object-format=sha256 sha && cd sha && "
+			 "echo x > x.md && git add x.md && git commit -q -m x"));
+	CHECK_GIT_AGREES("sha");
+	CHECK(sh("sha", "git pack-refs --all"));
+	CHECK_GIT_AGREES("sha");
+	CHECK(kb_git_head(gpath("sha"), &h) == KB_GIT_COMMIT && strlen(h.commit) == 64);
+
+	/*
+	 * Broken repositories, each a copy of repo: an error, never a commit
+	 * (git passes over a .git directory whose HEAD it cannot read, and
+	 * would find an enclosing repository; this says what is wrong).
+	 */
+	CHECK(sh("", "cp -a repo bad"));
+	gwrite("bad/.git/HEAD", "garbage\n");
+	CHECK_GIT_STATUS("bad/backlog", KB_GIT_ERROR, ".git/HEAD\" holds neither an object name nor a valid ref name", true);
+	gwrite("bad/.git/HEAD", "ref: refs/heads/../../../../../etc/passwd\n");
+	CHECK_GIT_STATUS("bad/backlog", KB_GIT_ERROR, "holds neither", true);
+	gwrite("bad/.git/HEAD", "ref: refs/heads/a..b\n");	/* git refuses the name */
+	gwrite("bad/.git/refs/heads/a..b", "0123456789abcdef0123456789abcdef01234567\n");
+	CHECK_GIT_STATUS("bad/backlog", KB_GIT_ERROR, "holds neither", true);
+	gwrite("bad/.git/HEAD", "ref: heads/main\n");
+	CHECK_GIT_STATUS("bad/backlog", KB_GIT_ERROR, "holds neither", true);
+	gwrite("bad/.git/HEAD", "ref: refs/heads/.hidden\n");
+	CHECK_GIT_STATUS("bad/backlog", KB_GIT_ERROR, "holds neither", true);
+	gwrite("bad/.git/HEAD", "0123456789abcdef0123456789abcdef0123456\n");	/* 39 */
+	CHECK_GIT_STATUS("bad/backlog", KB_GIT_ERROR, "holds neither", true);
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	gwrite("bad/.git/HEAD", big);
+	CHECK_GIT_STATUS("bad/backlog", KB_GIT_ERROR, ".git/HEAD\" is larger than 4095 bytes", true);
+	/* a FIFO does not hang the reader (git would wait on it: not asked) */
+	CHECK(sh("bad", "rm .git/HEAD && mkfifo .git/HEAD"));
+	CHECK(kb_git_head(gpath("bad/backlog"), &h) == KB_GIT_ERROR &&
+		  strstr(h.error, ".git/HEAD\" is not a regular file") != NULL);
+	CHECK(sh("bad", "rm .git/HEAD"));
+	/* a detached HEAD in capitals reads as git reads it, in lowercase */
+	git_rev_parse("repo", before, sizeof(before));
+	for (char *p = before; *p; p++)
+		*p = (char) (*p >= 'a' && *p <= 'f' ? *p - 'a' + 'A' : *p);
+	snprintf(big, sizeof(big), "%s\n", before);
+	gwrite("bad/.git/HEAD", big);
+	CHECK_GIT_AGREES("bad/backlog");
+	/* a loose ref that holds no object name */
+	gwrite("bad/.git/HEAD", "ref: refs/heads/broken\n");
+	gwrite("bad/.git/refs/heads/broken", "not a commit\n");
+	CHECK_GIT_STATUS("bad/backlog", KB_GIT_ERROR, "refs/heads/broken\" holds neither", false);
+	/* a ref that is a symbolic link out of the repository: not followed */
+	CHECK(sh("bad", "ln -s /etc/hostname .git/refs/heads/evil"));
+	gwrite("bad/.git/HEAD", "ref: refs/heads/evil\n");
+	CHECK_GIT_STATUS("bad/backlog", KB_GIT_ERROR, "is a symbolic link to something other than a ref", true);
+	/* a packed-refs line of another shape */
+	gwrite("bad/.git/HEAD", "ref: refs/heads/main\n");
+	CHECK_GIT_AGREES("bad/backlog");
+	CHECK(sh("bad", "head -n 1 .git/packed-refs | grep -q '^# pack-refs' && "
+			 "sed -i '1a oops refs/heads/aaa' .git/packed-refs"));
+	/* (git's binary search of a sorted packed-refs does not see it) */
+	CHECK_GIT_STATUS("bad/backlog", KB_GIT_ERROR, "packed-refs\" holds a line that is not", true);
+	/* a repository in the reftable format */
+	CHECK(sh("bad", "sed -i 2d .git/packed-refs"));
+	CHECK_GIT_AGREES("bad/backlog");
+	CHECK(sh("bad", "mkdir .git/reftable"));
+	CHECK_GIT_STATUS("bad/backlog", KB_GIT_ERROR, "keeps its refs in a reftable", true);
+
+	/* .git files that name no repository: an error, as in git */
+	CHECK(sh("", "mkdir -p gf1/backlog gf2/backlog gf3/backlog && "
+			 "echo 'nonsense' > gf1/.git && "
+			 "echo 'gitdir: ../nowhere' > gf2/.git"));
+	CHECK_GIT_STATUS("gf1/backlog", KB_GIT_ERROR, "gf1/.git\" does not hold \"gitdir: <path>\"", false);
+	CHECK_GIT_STATUS("gf2/backlog", KB_GIT_ERROR, "gf2/.git\" names \"", false);
+	CHECK_GIT_STATUS("gf2/backlog", KB_GIT_ERROR, "gf2/../nowhere\", which is not a Git repository", false);
+	/* a message quotes no control character nor byte that is not UTF-8 */
+	gwrite("gf3/.git", "gitdir: ../no\x01w\xffhere\n");
+	CHECK_GIT_STATUS("gf3/backlog", KB_GIT_ERROR, "gf3/../no?w?here\", which is not", false);
+	/* a relative .git file with CRLF, as a Windows checkout may leave it */
+	CHECK(sh("", "mkdir -p crlf/backlog && mv sepwt/.git sepwt/.git.moved && "
+			 "printf 'gitdir: ../sep.git\\r\\n' > crlf/.git"));
+	CHECK(kb_git_head(gpath("crlf/backlog"), &h) == KB_GIT_COMMIT);
+	git_rev_parse("sha", before, sizeof(before));
+	CHECK(sh("sepwt", "mv .git.moved .git"));
+	git_rev_parse("sepwt", after, sizeof(after));
+	CHECK(strcmp(h.commit, after) == 0);
+
+	snprintf(big, sizeof(big), "rm -rf %s", git_tmp);
+	CHECK(system(big) == 0);
+}
+
 int
 main(void)
 {
@@ -825,6 +1154,7 @@ main(void)
 	test_out_of_memory();
 	test_walk();
 	test_walk_names();
+	test_git_head();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;
 }
