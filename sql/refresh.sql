@@ -127,7 +127,8 @@ SELECT count(*) AS worklog_indexes FROM pg_index WHERE indrelid = 'fresh.worklog
 -- beside the tables is left alone
 DROP TABLE fresh.decisions;
 CREATE VIEW fresh.decisions AS SELECT 1 AS x;
-SELECT status, error FROM kabsd_refresh('fresh');
+SELECT status, error FROM kabsd_refresh('fresh');  -- ERROR
+SELECT status, error FROM kabsd.refresh_history WHERE name = 'fresh' ORDER BY id DESC LIMIT 1;
 DROP VIEW fresh.decisions;
 CREATE MATERIALIZED VIEW fresh.burndown AS SELECT state, count(*) FROM fresh.items GROUP BY state;
 SELECT status FROM kabsd_refresh('fresh');

@@ -1,9 +1,9 @@
 
 # Copyright: kabsd_fdw authors.  pg_cron schedules kabsd_refresh(): a file
 # changed on disk reaches the snapshot through the scheduled job, which
-# cron.job_run_details and kabsd.refresh_history record.  pg_cron 1.4
-# (Debian 12) runs a job at most once a minute, so this waits up to about
-# two minutes.
+# cron.job_run_details and kabsd.refresh_history record; a refresh that
+# fails is a failed run.  pg_cron 1.4 (Debian 12) runs a job at most once
+# a minute, so this waits up to about three minutes.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -44,6 +44,19 @@ ok($node->poll_query_until('postgres', q{
 is($node->safe_psql('postgres',
 		"SELECT string_agg(status, ',' ORDER BY id) FROM kabsd.refresh_history WHERE status <> 'unchanged'"),
 	'rebuilt,refreshed', 'the refresh history records the attach and the scheduled refresh');
+
+# A refresh that fails raises an ERROR: the job's run is "failed" in
+# cron.job_run_details, with the reason, and the history records it too
+rename($backlog, "$backlog.away") or die "could not move $backlog away: $!";
+ok($node->poll_query_until('postgres', q{
+		SELECT count(*) > 0 FROM cron.job_run_details d JOIN cron.job j USING (jobid)
+		WHERE j.jobname = 'kabsd' AND d.status = 'failed'
+		  AND d.return_message LIKE '%could not refresh backlog "backlog"%'}),
+	'a scheduled refresh that fails is "failed" in cron.job_run_details');
+is($node->safe_psql('postgres',
+		"SELECT count(*) > 0 FROM kabsd.refresh_history WHERE status = 'failed' AND error LIKE 'could not open backlog root%'"),
+	't', 'and the refresh history records the failure');
+rename("$backlog.away", $backlog) or die "could not move $backlog back: $!";
 $node->safe_psql('postgres', "SELECT cron.unschedule('kabsd')");
 
 $node->stop;
