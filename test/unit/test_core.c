@@ -1142,6 +1142,122 @@ test_git_head(void)
 	CHECK(system(big) == 0);
 }
 
+/*
+ * A walk restricted to some paths lists those files and the files below
+ * those directories, nothing else; the path rules it relies on.
+ */
+static void
+test_walk_restrict(void)
+{
+	Arena		ar;
+	KbAlloc		a = arena_alloc(&ar);
+	char		root[] = "/tmp/kb_unit_XXXXXX";
+	char		path[512];
+	const char *paths[] = {"products/p/items/t/A.md", "topics", "products/none"};
+	const char *found[8];
+	KbWalk	   *w;
+	KbEntry		e;
+	int			err;
+	int			n = 0;
+
+	CHECK(mkdtemp(root) != NULL);
+	snprintf(path, sizeof(path), "mkdir -p %s/products/p/items/t %s/products/q/items %s/topics/deep %s/topicsX",
+			 root, root, root, root);
+	CHECK(system(path) == 0);
+	snprintf(path, sizeof(path), "%s/products/p/items/t/A.md", root);
+	write_file(path, "---\nid: A\n---\n");
+	snprintf(path, sizeof(path), "%s/products/p/items/t/B.md", root);
+	write_file(path, "---\nid: B\n---\n");
+	snprintf(path, sizeof(path), "%s/products/q/items/Q.md", root);
+	write_file(path, "---\nid: Q\n---\n");
+	snprintf(path, sizeof(path), "%s/topics/deep/x.md", root);
+	write_file(path, "# x\n");
+	snprintf(path, sizeof(path), "%s/topicsX/y.md", root);
+	write_file(path, "# y\n");
+	snprintf(path, sizeof(path), "%s/README.md", root);
+	write_file(path, "readme");
+
+	w = kb_walk_open(&a, root, KB_SCOPE_ALL, NULL, &err);
+	CHECK(w != NULL);
+	kb_walk_restrict(w, paths, 3);
+	while (w && kb_walk_next(w, &e) == 1 && n < 8)
+		found[n++] = kb_strndup(&a, e.relpath, e.relpath_len);
+	kb_walk_close(w);
+	CHECK(n == 2);
+	CHECK(n == 2 && strcmp(found[0], "products/p/items/t/A.md") == 0);
+	CHECK(n == 2 && strcmp(found[1], "topics/deep/x.md") == 0);
+
+	CHECK(kb_relpath_valid("a/b.md"));
+	CHECK(kb_relpath_valid("a..b/c"));
+	CHECK(!kb_relpath_valid(""));
+	CHECK(!kb_relpath_valid("/a"));
+	CHECK(!kb_relpath_valid("a/"));
+	CHECK(!kb_relpath_valid("a//b"));
+	CHECK(!kb_relpath_valid("./a"));
+	CHECK(!kb_relpath_valid("a/../../b"));
+	CHECK(!kb_relpath_valid(".."));
+	CHECK(kb_path_within("topics/x.md", 11, paths, 3));
+	CHECK(kb_path_within("topics", 6, paths, 3));
+	CHECK(!kb_path_within("topicsX/y.md", 12, paths, 3));
+	CHECK(!kb_path_within("products/p/items/t/B.md", 23, paths, 3));
+
+	snprintf(path, sizeof(path), "rm -rf %s", root);
+	CHECK(system(path) == 0);
+	arena_reset(&ar);
+}
+
+/*
+ * What a need implies: asked for wikilinks alone, an item's links still
+ * come after its frontmatter edges, numbered as when everything is asked.
+ */
+static void
+test_need_closure(void)
+{
+	Arena		ar;
+	KbAlloc		a = arena_alloc(&ar);
+	char		root[] = "/tmp/kb_unit_XXXXXX";
+	char		path[512];
+	KbFileOptions opts = {1 << 20, {KB_YAML_MAX_NODES, KB_YAML_MAX_DEPTH}, false, -1};
+	KbWalk	   *w;
+	KbEntry		e;
+	KbFile		all,
+				wiki;
+	int			err;
+
+	CHECK(kb_need_closure(0) == 0);
+	CHECK(kb_need_closure(KB_NEED_FIELDS) == (KB_NEED_FIELDS | KB_NEED_READ));
+	CHECK(kb_need_closure(KB_NEED_CHECKLIST) ==
+		  (KB_NEED_CHECKLIST | KB_NEED_MARKDOWN | KB_NEED_READ));
+	CHECK(kb_need_closure(KB_NEED_WIKILINKS) ==
+		  (KB_NEED_WIKILINKS | KB_NEED_LINKS | KB_NEED_MARKDOWN | KB_NEED_READ));
+	CHECK(kb_need_closure(KB_NEED_ALL) == KB_NEED_ALL);
+
+	CHECK(mkdtemp(root) != NULL);
+	snprintf(path, sizeof(path), "mkdir -p %s/products/p/items/t", root);
+	CHECK(system(path) == 0);
+	snprintf(path, sizeof(path), "%s/products/p/items/t/A.md", root);
+	write_file(path, "---\nid: A\nuid: 019b8f52-9f3a-7c41-8e2d-5a1b3c4d5e6f\ntype: Task\n"
+			   "state: New\nparent: E\nlinks:\n  relates: [B]\n---\nSee [[C]].\n");
+	w = kb_walk_open(&a, root, KB_SCOPE_ALL, NULL, &err);
+	CHECK(w != NULL && kb_walk_next(w, &e) == 1);
+	if (w)
+	{
+		CHECK(kb_file_analyze(&a, &e, &opts, KB_NEED_ALL, &all) == KB_OK);
+		CHECK(kb_file_analyze(&a, &e, &opts, KB_NEED_WIKILINKS, &wiki) == KB_OK);
+		CHECK(all.links.n >= 2 && wiki.links.n == all.links.n);
+		for (size_t i = 0; i < all.links.n && i < wiki.links.n; i++)
+			CHECK(all.links.links[i].type == wiki.links.links[i].type &&
+				  all.links.links[i].target.len == wiki.links.links[i].target.len &&
+				  memcmp(all.links.links[i].target.ptr, wiki.links.links[i].target.ptr,
+						 all.links.links[i].target.len) == 0);
+		CHECK(wiki.links.n > 0 && wiki.links.links[wiki.links.n - 1].type == KB_LINK_WIKILINK);
+	}
+	kb_walk_close(w);
+	snprintf(path, sizeof(path), "rm -rf %s", root);
+	CHECK(system(path) == 0);
+	arena_reset(&ar);
+}
+
 int
 main(void)
 {
@@ -1154,6 +1270,8 @@ main(void)
 	test_out_of_memory();
 	test_walk();
 	test_walk_names();
+	test_walk_restrict();
+	test_need_closure();
 	test_git_head();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;
