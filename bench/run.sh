@@ -10,7 +10,8 @@
 #   (c0) a rebuild from nothing: kabsd_attach() of a backlog (tables made,
 #       filled, then indexed), and every table emptied, then kabsd_refresh()
 #       (tables filled with their indexes in place)
-#   (c1) a kabsd_refresh() after one item was edited, (c2) after 1% were
+#   (c1) a kabsd_refresh() after one item was edited, (c2) after 1% were,
+#   (c3) a kabsd_refresh(paths => ...) of the one edited file
 #   (d) a kabsd_refresh() when nothing changed
 #   (e) a point query on the snapshot
 # with the peak memory of the refreshing backend, and beside them, in the
@@ -88,6 +89,11 @@ one_edit() {
 	sed -i "s/^state: .*/state: Edited$RANDOM/" "$edited"
 	sql_seconds "SELECT count(*) FROM kabsd_refresh('bench')"
 }
+# the same edit, refreshed as a watcher or a hook that knows the path does
+one_path() {
+	sed -i "s/^state: .*/state: Path$RANDOM/" "$edited"
+	sql_seconds "SELECT count(*) FROM kabsd_refresh('bench', paths => ARRAY['${edited#"$corpus"/}'])"
+}
 # a pull that changed 1% of the items (their state)
 mapfile -t pulled < <(find "$corpus/products" -name '*.md' -path '*/items/*' ! -name '*.index.md' | sort | awk -v n="$N" 'NR % 100 == 0 && NR <= n')
 pull_edit() {
@@ -148,6 +154,7 @@ c0a=$(RUNS=3 runs reattach)
 c0=$(RUNS=3 runs rebuild)
 c1=$(runs one_edit)
 c2=$(runs pull_edit)
+c3=$(runs one_path)
 fts=$(RUNS=1 runs fts_index)
 d=$(runs noop_refresh)
 e=$(runs point_query)
@@ -174,6 +181,7 @@ share() { awk -v a="$1" -v f="$c" 'BEGIN {printf "%.1f%% of a full refresh", 100
 	row "(c0) every table emptied, then kabsd_refresh()" "$c0" "indexes kept in place; $(vs_python "$c0")"
 	row "(c1) kabsd_refresh() after one item's state changed" "$c1" "$(share "$c1")"
 	row "(c2) kabsd_refresh() after 1% of the items changed" "$c2" "$(share "$c2")"
+	row "(c3) kabsd_refresh(paths => that file) after one item's state changed" "$c3" "nothing else walked; $(share "$c3")"
 	row "(d) kabsd_refresh(), nothing changed" "$d" "$(share "$d")"
 	echo "| (e) point query on the snapshot | $e | | | an index lookup |"
 	row "Python + PyYAML C loader + COPY, 7 tables, the same indexes" "$p" "one transaction"
