@@ -9,10 +9,11 @@ CORE_OBJS = src/core/text.o src/core/yaml.o src/core/values.o \
 OBJS = src/kabsd_fdw.o src/options.o src/tables.o src/convert.o \
 	src/scan.o src/refresh.o src/refresh_stamps.o src/refresh_worklist.o \
 	src/refresh_parallel.o src/refresh_diff.o src/refresh_targets.o \
-	src/refresh_write.o src/refresh_record.o $(CORE_OBJS)
+	src/refresh_write.o src/refresh_record.o src/watch.o $(CORE_OBJS)
 
 # The install script and each update script end with the functions, which
-# are written once, in sql/kabsd_fdw_functions.sql.
+# are written once, in sql/kabsd_fdw_functions.sql, then the watcher's, in
+# sql/kabsd_fdw_watch.sql.
 UPDATES = $(patsubst sql/updates/%.sql,sql/$(EXTENSION)--%.sql,$(wildcard sql/updates/*.sql))
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql $(UPDATES)
 
@@ -40,11 +41,11 @@ include $(PGXS)
 # PGXS does not track headers: every object depends on them all
 $(OBJS): src/kabsd_fdw.h src/core/kb_core.h
 
-sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql sql/$(EXTENSION)_functions.sql $(EXTENSION).control
-	cat sql/$(EXTENSION).sql sql/$(EXTENSION)_functions.sql > $@
+sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql sql/$(EXTENSION)_functions.sql sql/$(EXTENSION)_watch.sql $(EXTENSION).control
+	cat sql/$(EXTENSION).sql sql/$(EXTENSION)_functions.sql sql/$(EXTENSION)_watch.sql > $@
 
-sql/$(EXTENSION)--%.sql: sql/updates/%.sql sql/$(EXTENSION)_functions.sql
-	cat $< sql/$(EXTENSION)_functions.sql > $@
+sql/$(EXTENSION)--%.sql: sql/updates/%.sql sql/$(EXTENSION)_functions.sql sql/$(EXTENSION)_watch.sql
+	cat $< sql/$(EXTENSION)_functions.sql sql/$(EXTENSION)_watch.sql > $@
 
 # The parsing core on its own, with a plain cc (no PostgreSQL headers).
 CORE_SRCS = $(CORE_OBJS:.o=.c)

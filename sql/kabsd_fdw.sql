@@ -75,13 +75,15 @@ CREATE TABLE kabsd.backlogs (
   root text NOT NULL,
   attached_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
   fingerprint text,
-  refreshed_at timestamptz
+  refreshed_at timestamptz,
+  watch boolean NOT NULL DEFAULT false
 );
 COMMENT ON TABLE kabsd.backlogs IS 'Backlogs attached with kabsd_attach()';
 COMMENT ON COLUMN kabsd.backlogs.name IS 'Name of the backlog: its server and snapshot schema';
 COMMENT ON COLUMN kabsd.backlogs.root IS 'The backlog directory';
 COMMENT ON COLUMN kabsd.backlogs.fingerprint IS 'Hash of path, size, times and inode of every file the snapshot was built from';
 COMMENT ON COLUMN kabsd.backlogs.refreshed_at IS 'When the snapshot was last brought up to date with the files';
+COMMENT ON COLUMN kabsd.backlogs.watch IS 'The watcher refreshes the backlog as its files change (kabsd_watch(), kabsd_unwatch())';
 
 CREATE TABLE kabsd.refresh_history (
   id bigserial PRIMARY KEY,

@@ -49,6 +49,7 @@ _PG_init(void)
 							1000, 0, INT_MAX,
 							PGC_USERSET, 0,
 							NULL, NULL, NULL);
+	kabsd_watch_init();
 	MarkGUCPrefixReserved("kabsd_fdw");
 }
 

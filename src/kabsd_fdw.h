@@ -351,4 +351,9 @@ extern void kabsd_parallel_add(ParallelRefresh *pr, RefreshState *rs,
 							   const KbEntry *e, ItemPointer files_tid);
 extern int	kabsd_parallel_finish(ParallelRefresh *pr, RefreshState *rs);
 
+/* watch.c: the watcher, a background worker that refreshes the watched
+ * backlogs as their files change */
+extern char *kabsd_watch_database;
+extern void kabsd_watch_init(void);
+
 #endif							/* KABSD_FDW_H */

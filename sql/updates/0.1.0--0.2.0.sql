@@ -27,3 +27,7 @@ COMMENT ON COLUMN kabsd.refresh_history.rows_written IS 'Rows inserted and delet
 
 -- Attached backlogs keep their materialized views until their next
 -- kabsd_refresh(), which replaces them with tables and fills them.
+
+-- The watcher refreshes the backlogs whose watch is set (kabsd_watch()).
+ALTER TABLE kabsd.backlogs ADD COLUMN watch boolean NOT NULL DEFAULT false;
+COMMENT ON COLUMN kabsd.backlogs.watch IS 'The watcher refreshes the backlog as its files change (kabsd_watch(), kabsd_unwatch())';

@@ -1,0 +1,1414 @@
+/*-------------------------------------------------------------------------
+ *
+ * watch.c
+ *		  The watcher: a background worker that keeps the snapshots of the
+ *		  watched backlogs (kabsd.backlogs.watch) up to date with their files.
+ *
+ * One static worker, registered only when the library is preloaded and
+ * kabsd_fdw.watch_database names a database, connects to that database
+ * and watches every directory under each watched root with inotify.  The
+ * changed paths are collected; after a quiet period following the last
+ * event (kabsd_fdw.watch_quiet_ms), and never later than
+ * kabsd_fdw.watch_max_delay_ms after the first, only those paths are
+ * refreshed, by kabsd_refresh(name, paths => ...) in a transaction of its
+ * own.  What inotify cannot vouch for (a queue overflow, a start, a root
+ * created again, too many paths) falls back to a refresh that walks the
+ * whole tree, with a LOG line saying why; where inotify cannot be used
+ * (kabsd_fdw.watch_mode = poll, or the watch limit reached) the backlog is
+ * refreshed on an interval instead, whose unchanged case is one walk.
+ *
+ * The worker holds no transaction while it waits, and waits on its latch
+ * and the inotify descriptors only: nothing runs while nothing changes.
+ * kabsd_watch() and kabsd_unwatch() change kabsd.backlogs, whose trigger
+ * bumps a generation counter in shared memory and sets the worker's latch
+ * when the transaction commits; the worker then reads the watched set
+ * again.
+ *
+ * src/watch.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "kabsd_fdw.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "common/string.h"
+#include "commands/trigger.h"
+#include "commands/dbcommands.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "tcop/tcopprot.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+/* Settings */
+typedef enum WatchMode
+{
+	WATCH_MODE_INOTIFY,
+	WATCH_MODE_POLL
+} WatchMode;
+
+static const struct config_enum_entry watch_mode_options[] = {
+	{"inotify", WATCH_MODE_INOTIFY, false},
+	{"poll", WATCH_MODE_POLL, false},
+	{NULL, 0, false}
+};
+
+char	   *kabsd_watch_database = NULL;
+static int	kabsd_watch_mode = WATCH_MODE_INOTIFY;
+static int	kabsd_watch_quiet_ms = 200;
+static int	kabsd_watch_max_delay_ms = 1000;
+static int	kabsd_watch_poll_interval_ms = 2000;
+
+/* A backlog whose changed paths are more than this is refreshed whole. */
+#define WATCH_MAX_PATHS			10000
+
+/* A failed refresh is tried again after 1 s, doubling up to 60 s. */
+#define WATCH_RETRY_MIN_MS		1000
+#define WATCH_RETRY_MAX_MS		60000
+
+/* How often a root that is gone, or a failed read of the list, is retried. */
+#define WATCH_RECHECK_MS		1000
+
+/*
+ * What is watched on each directory.  IN_MODIFY only moves the quiet
+ * period on while a file is being written; IN_DONT_FOLLOW and IN_ONLYDIR
+ * keep a watch on the directory itself, never on a link's target.
+ */
+#define WATCH_MASK	(IN_CREATE | IN_DELETE | IN_MODIFY | IN_ATTRIB | \
+					 IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | \
+					 IN_DELETE_SELF | IN_MOVE_SELF | IN_DONT_FOLLOW | \
+					 IN_ONLYDIR | IN_EXCL_UNLINK)
+
+/* What the backends and the watcher share. */
+typedef struct WatchShared
+{
+	slock_t		mutex;
+	pid_t		pid;			/* the watcher's, 0 when it is not running */
+	Oid			dboid;			/* the database it watches in */
+	Latch	   *latch;			/* set to wake it */
+	uint64		generation;		/* bumped when kabsd.backlogs changes */
+} WatchShared;
+
+static WatchShared *watch_shared = NULL;
+
+/* A directory under watch: the watch descriptor's key. */
+typedef struct WatchedDir
+{
+	int			wd;				/* hash key */
+	char	   *relpath;		/* relative to the root; "" for the root */
+} WatchedDir;
+
+/* A changed path waiting for the refresh; keyed by the string it points at. */
+typedef struct PendingPath
+{
+	char	   *path;			/* hash key (the pointer, compared as text) */
+} PendingPath;
+
+/* A watched backlog, in the watcher. */
+typedef struct Watched
+{
+	char	   *name;			/* kabsd.backlogs.name */
+	char	   *root;			/* kabsd.backlogs.root, as written there */
+	char	   *realroot;		/* resolved, as the walk resolves it */
+	MemoryContext cxt;			/* everything of this backlog */
+	MemoryContext pending_cxt;	/* the pending paths, reset after a refresh */
+	int			fd;				/* inotify instance, -1 when none */
+	int			rootwd;			/* the root's watch descriptor */
+	HTAB	   *dirs;			/* wd -> WatchedDir */
+	HTAB	   *pending;		/* changed paths (PendingPath) */
+	int			npending;
+	bool		full;			/* the next refresh walks the whole tree */
+	bool		polled;			/* refreshed every poll interval instead */
+	bool		lost;			/* the root is gone: looked for again */
+	TimestampTz first_event;	/* of what is pending; 0 when nothing is */
+	TimestampTz last_event;
+	TimestampTz next_check;		/* polled: next refresh; lost: next look */
+	TimestampTz retry_at;		/* after a failure: not before this */
+	int			retry_ms;		/* 0: the last refresh succeeded */
+} Watched;
+
+/* The watcher's state */
+static MemoryContext watch_cxt = NULL;
+static List *watched = NIL;		/* of Watched * */
+static WaitEventSet *wait_set = NULL;
+static bool wait_set_stale = true;
+static uint64 seen_generation = 0;
+static bool reload_needed = true;
+static TimestampTz reload_at = 0;	/* after a failed read of the list */
+static int	current_mode = WATCH_MODE_INOTIFY;
+static char *refresh_function = NULL;	/* quoted, schema-qualified */
+static bool refresh_has_paths = false;	/* kabsd_refresh(paths => ...) */
+
+/* A backend: wake the watcher when its transaction commits. */
+static bool wake_at_commit = false;
+static bool xact_callback_registered = false;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+PG_FUNCTION_INFO_V1(kabsd_watch_check);
+PG_FUNCTION_INFO_V1(kabsd_watch_changed);
+
+PGDLLEXPORT void kabsd_watch_main(Datum main_arg);
+
+static void watch_shmem_request(void);
+static void watch_shmem_startup(void);
+static void watch_xact_callback(XactEvent event, void *arg);
+static void watch_wake(void);
+static void watch_detach_shmem(int code, Datum arg);
+static void reload_watched(bool starting);
+static Watched *watched_new(const char *name, const char *root);
+static void watched_free(Watched *w);
+static void watch_setup(Watched *w, const char *why);
+static void watch_close(Watched *w);
+static bool add_watches(Watched *w, const char *relpath);
+static void drop_watches_under(Watched *w, const char *relpath);
+static void read_events(Watched *w);
+static void handle_event(Watched *w, const struct inotify_event *ev);
+static void add_pending(Watched *w, const char *relpath);
+static void need_full(Watched *w, const char *why);
+static void go_polled(Watched *w);
+static void clear_pending(Watched *w);
+static TimestampTz due_time(Watched *w);
+static void refresh_backlog(Watched *w, bool polled);
+static char **sorted_pending(Watched *w);
+static void rebuild_wait_set(void);
+static void report_watching(void);
+static uint32 pending_hash(const void *key, Size keysize);
+static int	pending_match(const void *key1, const void *key2, Size keysize);
+
+/*
+ * Defines the settings, and under shared_preload_libraries asks for the
+ * shared state and registers the worker when a database is named.  Called
+ * by _PG_init.  Without the library preloaded, kabsd_fdw.watch_database
+ * does not exist (as pg_stat_statements' PGC_POSTMASTER settings).
+ */
+void
+kabsd_watch_init(void)
+{
+	BackgroundWorker worker;
+
+	DefineCustomEnumVariable("kabsd_fdw.watch_mode",
+							 "Sets how the watcher follows the files: inotify, or poll on an interval.",
+							 "poll is for file systems where inotify reports nothing (network file systems, some container mounts).",
+							 &kabsd_watch_mode,
+							 WATCH_MODE_INOTIFY, watch_mode_options,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+	DefineCustomIntVariable("kabsd_fdw.watch_quiet_ms",
+							"Sets how long the watcher waits after the last change before it refreshes.",
+							NULL,
+							&kabsd_watch_quiet_ms,
+							200, 0, 60000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("kabsd_fdw.watch_max_delay_ms",
+							"Sets the longest the watcher waits after a first change before it refreshes.",
+							"A steady stream of changes is still refreshed this often.",
+							&kabsd_watch_max_delay_ms,
+							1000, 0, 3600000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("kabsd_fdw.watch_poll_interval_ms",
+							"Sets how often the watcher refreshes a backlog it polls.",
+							NULL,
+							&kabsd_watch_poll_interval_ms,
+							2000, 100, 86400000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	/* a PGC_POSTMASTER setting can only be defined at the server's start */
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+	DefineCustomStringVariable("kabsd_fdw.watch_database",
+							   "Sets the database whose watched backlogs the watcher refreshes.",
+							   "Empty: no watcher. Takes effect when kabsd_fdw is in shared_preload_libraries.",
+							   &kabsd_watch_database,
+							   "",
+							   PGC_POSTMASTER, 0,
+							   NULL, NULL, NULL);
+
+	/* the shared state exists whenever preloaded, so backends can tell */
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = watch_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = watch_shmem_startup;
+
+	if (kabsd_watch_database == NULL || kabsd_watch_database[0] == '\0')
+		return;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 5;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "kabsd_fdw");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "kabsd_watch_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "kabsd_fdw watcher");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "kabsd_fdw watcher");
+	worker.bgw_main_arg = (Datum) 0;
+	worker.bgw_notify_pid = 0;
+	RegisterBackgroundWorker(&worker);
+}
+
+static void
+watch_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(WatchShared)));
+}
+
+static void
+watch_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	watch_shared = ShmemInitStruct("kabsd_fdw watcher", sizeof(WatchShared),
+								   &found);
+	if (!found)
+	{
+		memset(watch_shared, 0, sizeof(WatchShared));
+		SpinLockInit(&watch_shared->mutex);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * kabsd_watch_check(root): what kabsd_watch() needs of the server and of
+ * the root.  The watcher must be configured for this database; the root
+ * must take an inotify watch (in poll mode, be a directory), tried here,
+ * in a backend of the same operating-system user as the watcher.
+ */
+Datum
+kabsd_watch_check(PG_FUNCTION_ARGS)
+{
+	char	   *root = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	const char *dbname = get_database_name(MyDatabaseId);
+	pid_t		pid = 0;
+	Oid			dboid = InvalidOid;
+
+	if (watch_shared == NULL || kabsd_watch_database == NULL ||
+		dbname == NULL || strcmp(kabsd_watch_database, dbname) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the kabsd_fdw watcher does not run in database \"%s\"",
+						dbname ? dbname : "?"),
+				 watch_shared == NULL ?
+				 errdetail("kabsd_fdw is not in shared_preload_libraries.") :
+				 errdetail("kabsd_fdw.watch_database is \"%s\".",
+						   kabsd_watch_database ? kabsd_watch_database : ""),
+				 errhint("Add kabsd_fdw to shared_preload_libraries and set kabsd_fdw.watch_database to \"%s\" in postgresql.conf, then restart the server.",
+						 dbname ? dbname : "?")));
+
+	SpinLockAcquire(&watch_shared->mutex);
+	pid = watch_shared->pid;
+	dboid = watch_shared->dboid;
+	SpinLockRelease(&watch_shared->mutex);
+	/* configured but not up: between a crash and its restart, say */
+	if (pid == 0 || dboid != MyDatabaseId)
+		ereport(WARNING,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the kabsd_fdw watcher is not running"),
+				 errdetail("The backlog is watched once the watcher starts."),
+				 errhint("The server log says why it stopped; it is restarted a few seconds after a crash.")));
+
+	if (kabsd_watch_mode == WATCH_MODE_POLL)
+	{
+		struct stat st;
+
+		if (stat(root, &st) != 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not access directory \"%s\": %m", root)));
+		if (!S_ISDIR(st.st_mode))
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("\"%s\" is not a directory", root)));
+	}
+	else
+	{
+		int			fd = inotify_init1(IN_CLOEXEC);
+		int			save_errno;
+
+		if (fd < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("could not initialize inotify: %m"),
+					 errhint("Raise fs.inotify.max_user_instances, or set kabsd_fdw.watch_mode to \"poll\".")));
+		if (inotify_add_watch(fd, root, WATCH_MASK) < 0)
+		{
+			save_errno = errno;
+			close(fd);
+			errno = save_errno;
+			if (save_errno == ENOSPC)
+				ereport(ERROR,
+						(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+						 errmsg("could not watch directory \"%s\": %m", root),
+						 errhint("Raise fs.inotify.max_user_watches, or set kabsd_fdw.watch_mode to \"poll\".")));
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not watch directory \"%s\": %m", root)));
+		}
+		close(fd);
+	}
+	PG_RETURN_VOID();
+}
+
+/*
+ * The trigger on kabsd.backlogs: the watched set may have changed, so the
+ * watcher reads it again once this transaction commits (not before: it
+ * would not see the change).
+ */
+Datum
+kabsd_watch_changed(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "kabsd_watch_changed: not called as a trigger");
+	if (watch_shared != NULL)
+	{
+		if (!xact_callback_registered)
+		{
+			RegisterXactCallback(watch_xact_callback, NULL);
+			xact_callback_registered = true;
+		}
+		wake_at_commit = true;
+	}
+	PG_RETURN_POINTER(NULL);
+}
+
+/*
+ * XXX A prepared transaction wakes the watcher at PREPARE, when the change
+ * is not visible yet; the change is seen at the watcher's next wake-up.
+ */
+static void
+watch_xact_callback(XactEvent event, void *arg)
+{
+	if (!wake_at_commit)
+		return;
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PREPARE:
+			wake_at_commit = false;
+			watch_wake();
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			wake_at_commit = false;
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+watch_wake(void)
+{
+	Latch	   *latch;
+
+	if (watch_shared == NULL)
+		return;
+	SpinLockAcquire(&watch_shared->mutex);
+	watch_shared->generation++;
+	latch = watch_shared->latch;
+	SpinLockRelease(&watch_shared->mutex);
+	if (latch != NULL)
+		SetLatch(latch);
+}
+
+static void
+watch_detach_shmem(int code, Datum arg)
+{
+	SpinLockAcquire(&watch_shared->mutex);
+	watch_shared->pid = 0;
+	watch_shared->dboid = InvalidOid;
+	watch_shared->latch = NULL;
+	SpinLockRelease(&watch_shared->mutex);
+}
+
+/*
+ * The worker.  SIGTERM is die(): the next CHECK_FOR_INTERRUPTS ends it
+ * with FATAL, which the postmaster restarts after bgw_restart_time unless
+ * the server is shutting down.
+ */
+void
+kabsd_watch_main(Datum main_arg)
+{
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	BackgroundWorkerInitializeConnection(kabsd_watch_database, NULL, 0);
+
+	watch_cxt = AllocSetContextCreate(TopMemoryContext, "kabsd_fdw watcher",
+									  ALLOCSET_DEFAULT_SIZES);
+	if (watch_shared == NULL)
+		elog(FATAL, "kabsd_fdw watcher started without its shared memory");
+	SpinLockAcquire(&watch_shared->mutex);
+	watch_shared->pid = MyProcPid;
+	watch_shared->dboid = MyDatabaseId;
+	watch_shared->latch = MyLatch;
+	SpinLockRelease(&watch_shared->mutex);
+	on_shmem_exit(watch_detach_shmem, (Datum) 0);
+
+	current_mode = kabsd_watch_mode;
+	ereport(LOG,
+			(errmsg("kabsd_fdw watcher started in database \"%s\"",
+					kabsd_watch_database)));
+
+	/* changes made while no watcher ran are caught by a walk of each */
+	reload_watched(true);
+
+	for (;;)
+	{
+		WaitEvent	events[16];
+		TimestampTz now;
+		TimestampTz next = 0;
+		long		timeout;
+		int			n;
+		ListCell   *lc;
+
+		CHECK_FOR_INTERRUPTS();
+
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+			if (kabsd_watch_mode != current_mode)
+			{
+				current_mode = kabsd_watch_mode;
+				foreach(lc, watched)
+				{
+					Watched    *w = lfirst(lc);
+
+					watch_close(w);
+					w->polled = false;
+					w->lost = false;
+					watch_setup(w, "kabsd_fdw.watch_mode changed.");
+				}
+			}
+		}
+
+		{
+			uint64		gen;
+
+			SpinLockAcquire(&watch_shared->mutex);
+			gen = watch_shared->generation;
+			SpinLockRelease(&watch_shared->mutex);
+			if (gen != seen_generation)
+			{
+				seen_generation = gen;
+				reload_needed = true;
+			}
+		}
+		if (reload_needed &&
+			(reload_at == 0 || GetCurrentTimestamp() >= reload_at))
+			reload_watched(false);
+
+		foreach(lc, watched)
+		{
+			Watched    *w = lfirst(lc);
+
+			if (w->fd >= 0)
+				read_events(w);
+		}
+
+		/* what is due now, in name order; then when the next thing is */
+		foreach(lc, watched)
+		{
+			Watched    *w = lfirst(lc);
+			TimestampTz due = due_time(w);
+
+			CHECK_FOR_INTERRUPTS();
+			if (due == 0 || GetCurrentTimestamp() < due)
+				continue;
+			if (w->lost)
+				watch_setup(w, "Its root was created again.");
+			else if (w->polled && !w->full && w->npending == 0)
+				refresh_backlog(w, true);
+			else
+				refresh_backlog(w, false);
+		}
+		if (reload_needed)
+			next = reload_at;
+		foreach(lc, watched)
+		{
+			TimestampTz due = due_time(lfirst(lc));
+
+			if (due != 0 && (next == 0 || due < next))
+				next = due;
+		}
+		now = GetCurrentTimestamp();
+		if (next == 0)
+			timeout = -1;
+		else if (next <= now)
+			timeout = 0;
+		else
+			timeout = (long) ((next - now + 999) / 1000);
+
+		if (wait_set_stale)
+			rebuild_wait_set();
+		report_watching();
+		n = WaitEventSetWait(wait_set, timeout, events, lengthof(events),
+							 PG_WAIT_EXTENSION);
+		for (int i = 0; i < n; i++)
+			if (events[i].events & WL_LATCH_SET)
+				ResetLatch(MyLatch);
+	}
+}
+
+/*
+ * Reads the watched set from kabsd.backlogs, and the refresh function's
+ * name, in a transaction of its own; backlogs no longer watched are
+ * dropped, new ones set up (with a walk: what changed before is unknown).
+ */
+static void
+reload_watched(bool starting)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	List	   *names = NIL;
+	List	   *roots = NIL;
+	List	   *keep = NIL;
+	ListCell   *lc;
+	bool		ok = true;
+
+	reload_needed = false;
+	reload_at = 0;
+	pgstat_report_activity(STATE_RUNNING, "reading the watched backlogs");
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PG_TRY();
+	{
+		int			ret;
+
+		SPI_connect();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		ret = SPI_execute("SELECT pg_catalog.quote_ident(n.nspname) || '.kabsd_refresh',"
+						  " EXISTS (SELECT 1 FROM pg_catalog.pg_proc p"
+						  "  WHERE p.pronamespace = n.oid AND p.proname = 'kabsd_refresh'"
+						  "  AND 'paths' = ANY (p.proargnames)),"
+						  " EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a"
+						  "  WHERE a.attrelid = pg_catalog.to_regclass('kabsd.backlogs')"
+						  "  AND a.attname = 'watch' AND NOT a.attisdropped)"
+						  " FROM pg_catalog.pg_extension e"
+						  " JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace"
+						  " WHERE e.extname = 'kabsd_fdw'",
+						  true, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "could not read pg_extension: %s", SPI_result_code_string(ret));
+		if (SPI_processed == 1 &&
+			strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3), "t") == 0)
+		{
+			MemoryContext spicxt = MemoryContextSwitchTo(watch_cxt);
+
+			if (refresh_function)
+				pfree(refresh_function);
+			refresh_function = pstrdup(SPI_getvalue(SPI_tuptable->vals[0],
+													SPI_tuptable->tupdesc, 1));
+			refresh_has_paths = strcmp(SPI_getvalue(SPI_tuptable->vals[0],
+													SPI_tuptable->tupdesc, 2), "t") == 0;
+			MemoryContextSwitchTo(spicxt);
+
+			ret = SPI_execute("SELECT b.name, b.root FROM kabsd.backlogs b"
+							  " WHERE b.watch ORDER BY b.name", true, 0);
+			if (ret != SPI_OK_SELECT)
+				elog(ERROR, "could not read kabsd.backlogs: %s", SPI_result_code_string(ret));
+			spicxt = MemoryContextSwitchTo(watch_cxt);
+			for (uint64 i = 0; i < SPI_processed; i++)
+			{
+				names = lappend(names, SPI_getvalue(SPI_tuptable->vals[i],
+													SPI_tuptable->tupdesc, 1));
+				roots = lappend(roots, SPI_getvalue(SPI_tuptable->vals[i],
+													SPI_tuptable->tupdesc, 2));
+			}
+			MemoryContextSwitchTo(spicxt);
+		}
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcxt);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		ok = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcxt);
+	pgstat_report_stat(true);
+
+	if (!ok)
+	{
+		/* tried again soon; what is watched stays as it was */
+		ereport(LOG,
+				(errmsg("could not read the watched backlogs of kabsd_fdw"),
+				 errdetail("The watcher tries again in %d ms.", WATCH_RECHECK_MS)));
+		reload_needed = true;
+		reload_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												WATCH_RECHECK_MS);
+		return;
+	}
+
+	/* those that stay watched, as they are; the others go */
+	foreach(lc, watched)
+	{
+		Watched    *w = lfirst(lc);
+		bool		stays = false;
+
+		for (int i = 0; i < list_length(names); i++)
+			if (strcmp(list_nth(names, i), w->name) == 0 &&
+				strcmp(list_nth(roots, i), w->root) == 0)
+				stays = true;
+		if (stays)
+			keep = lappend(keep, w);
+		else
+		{
+			ereport(LOG,
+					(errmsg("kabsd_fdw watcher stopped watching backlog \"%s\"",
+							w->name)));
+			watched_free(w);
+		}
+	}
+	list_free(watched);
+	watched = NIL;
+
+	/* the new list, in name order, the kept ones reused */
+	for (int i = 0; i < list_length(names); i++)
+	{
+		const char *name = list_nth(names, i);
+		const char *root = list_nth(roots, i);
+		Watched    *w = NULL;
+
+		foreach(lc, keep)
+		{
+			Watched    *k = lfirst(lc);
+
+			if (strcmp(k->name, name) == 0 && strcmp(k->root, root) == 0)
+				w = k;
+		}
+		if (w == NULL)
+		{
+			w = watched_new(name, root);
+			watch_setup(w, starting ? "The watcher started." : "Watching began.");
+		}
+		MemoryContextSwitchTo(watch_cxt);
+		watched = lappend(watched, w);
+		MemoryContextSwitchTo(oldcxt);
+	}
+	list_free(keep);
+	list_free_deep(names);
+	list_free_deep(roots);
+	wait_set_stale = true;
+}
+
+static Watched *
+watched_new(const char *name, const char *root)
+{
+	MemoryContext cxt = AllocSetContextCreate(watch_cxt, "kabsd_fdw watched backlog",
+											  ALLOCSET_SMALL_SIZES);
+	Watched    *w = MemoryContextAllocZero(cxt, sizeof(Watched));
+
+	w->cxt = cxt;
+	w->name = MemoryContextStrdup(cxt, name);
+	w->root = MemoryContextStrdup(cxt, root);
+	w->fd = -1;
+	w->rootwd = -1;
+	clear_pending(w);
+	return w;
+}
+
+static void
+watched_free(Watched *w)
+{
+	watch_close(w);
+	MemoryContextDelete(w->cxt);
+}
+
+/*
+ * Starts following a backlog: in inotify mode a watch on each directory;
+ * in poll mode, or when inotify cannot be used, a refresh on an interval.
+ * Either way the first refresh walks the whole tree, for why.  A root that
+ * is not there is looked for again every second.
+ */
+static void
+watch_setup(Watched *w, const char *why)
+{
+	char		real[PATH_MAX];
+	HASHCTL		ctl;
+	bool		was_lost = w->lost;
+
+	w->lost = false;
+	if (current_mode == WATCH_MODE_POLL)
+	{
+		w->polled = true;
+		w->next_check = GetCurrentTimestamp();
+		need_full(w, why);
+		return;
+	}
+
+	if (realpath(w->root, real) == NULL)
+	{
+		if (!was_lost)
+			ereport(LOG,
+					(errcode_for_file_access(),
+					 errmsg("could not watch backlog \"%s\": could not resolve root \"%s\": %m",
+							w->name, w->root),
+					 errdetail("The watcher looks for the root again every second.")));
+		w->lost = true;
+		w->next_check = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													WATCH_RECHECK_MS);
+		return;
+	}
+	if (w->realroot)
+		pfree(w->realroot);
+	w->realroot = MemoryContextStrdup(w->cxt, real);
+
+	w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (w->fd < 0)
+	{
+		ereport(LOG,
+				(errmsg("could not initialize inotify for backlog \"%s\": %m",
+						w->name),
+				 errdetail("The backlog is refreshed every kabsd_fdw.watch_poll_interval_ms instead."),
+				 errhint("Raise fs.inotify.max_user_instances.")));
+		go_polled(w);
+		need_full(w, why);
+		return;
+	}
+	wait_set_stale = true;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(int);
+	ctl.entrysize = sizeof(WatchedDir);
+	ctl.hcxt = w->cxt;
+	w->dirs = hash_create("kabsd_fdw watched directories", 256, &ctl,
+						  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	w->rootwd = -1;
+	if (add_watches(w, "") && w->rootwd < 0)
+	{
+		/* gone between realpath and the watch */
+		watch_close(w);
+		w->lost = true;
+		w->next_check = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													WATCH_RECHECK_MS);
+		return;
+	}
+	need_full(w, why);
+}
+
+/* Drops every watch of a backlog (closing the instance drops them all). */
+static void
+watch_close(Watched *w)
+{
+	if (w->fd >= 0)
+	{
+		close(w->fd);
+		w->fd = -1;
+		wait_set_stale = true;
+	}
+	if (w->dirs)
+	{
+		hash_destroy(w->dirs);
+		w->dirs = NULL;
+	}
+	w->rootwd = -1;
+}
+
+/* Inotify cannot follow this backlog: it is refreshed on an interval. */
+static void
+go_polled(Watched *w)
+{
+	watch_close(w);
+	w->polled = true;
+	w->next_check = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												kabsd_watch_poll_interval_ms);
+}
+
+/*
+ * Watches relpath and every directory under it that the walk enters: not
+ * names starting with ".", not names that are not valid UTF-8, never
+ * through a symbolic link.  The watch is added before the directory is
+ * listed, so that what appears meanwhile is seen by one or the other.
+ * Returns false when the watch limit was reached (the backlog is then
+ * polled), true otherwise.
+ *
+ * XXX A directory reached through a symbolic link inside the root is
+ * walked by the refresh but not watched here: a change under it shows at
+ * the link target's path only.
+ */
+static bool
+add_watches(Watched *w, const char *relpath)
+{
+	List	   *todo = list_make1(pstrdup(relpath));
+
+	while (todo != NIL)
+	{
+		char	   *rel = llast(todo);
+		char	   *abs;
+		int			wd;
+		DIR		   *dir;
+		struct dirent *de;
+		WatchedDir *d;
+		bool		found;
+
+		todo = list_delete_last(todo);
+		abs = rel[0] ? psprintf("%s/%s", w->realroot, rel) : pstrdup(w->realroot);
+		if (strlen(abs) >= PATH_MAX)
+			continue;			/* the walk lists it with an error */
+		wd = inotify_add_watch(w->fd, abs, WATCH_MASK);
+		if (wd < 0)
+		{
+			if (errno == ENOSPC || errno == ENOMEM)
+			{
+				ereport(LOG,
+						(errmsg("could not watch directory \"%s\" of backlog \"%s\": %m",
+								abs, w->name),
+						 errdetail("The backlog is refreshed every kabsd_fdw.watch_poll_interval_ms instead."),
+						 errhint("Raise fs.inotify.max_user_watches.")));
+				go_polled(w);
+				need_full(w, "The inotify watch limit was reached.");
+				list_free_deep(todo);
+				return false;
+			}
+			continue;			/* gone, or unreadable: not walked either */
+		}
+		d = hash_search(w->dirs, &wd, HASH_ENTER, &found);
+		if (found)
+			pfree(d->relpath);
+		d->relpath = MemoryContextStrdup(w->cxt, rel);
+		if (rel[0] == '\0')
+			w->rootwd = wd;
+
+		dir = opendir(abs);
+		if (dir == NULL)
+			continue;
+		while ((de = readdir(dir)) != NULL)
+		{
+			size_t		len = strlen(de->d_name);
+			size_t		bad_at;
+			bool		nul;
+			struct stat st;
+			char	   *child;
+
+			if (de->d_name[0] == '.' || !kb_check_utf8(de->d_name, len, &bad_at, &nul))
+				continue;
+			if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN)
+				continue;
+			child = rel[0] ? psprintf("%s/%s", rel, de->d_name) : pstrdup(de->d_name);
+			if (de->d_type == DT_UNKNOWN)
+			{
+				char	   *cabs = psprintf("%s/%s", w->realroot, child);
+
+				if (lstat(cabs, &st) != 0 || !S_ISDIR(st.st_mode))
+				{
+					pfree(cabs);
+					pfree(child);
+					continue;
+				}
+				pfree(cabs);
+			}
+			todo = lappend(todo, child);
+		}
+		closedir(dir);
+		pfree(abs);
+		pfree(rel);
+	}
+	return true;
+}
+
+/* A directory moved away: its watches, and those under it, go. */
+static void
+drop_watches_under(Watched *w, const char *relpath)
+{
+	HASH_SEQ_STATUS seq;
+	WatchedDir *d;
+	size_t		len = strlen(relpath);
+
+	hash_seq_init(&seq, w->dirs);
+	while ((d = hash_seq_search(&seq)) != NULL)
+	{
+		if (strncmp(d->relpath, relpath, len) == 0 &&
+			(d->relpath[len] == '\0' || d->relpath[len] == '/'))
+		{
+			inotify_rm_watch(w->fd, d->wd);
+			pfree(d->relpath);
+			hash_search(w->dirs, &d->wd, HASH_REMOVE, NULL);
+		}
+	}
+}
+
+/* Reads every event queued for a backlog, without waiting. */
+static void
+read_events(Watched *w)
+{
+	char		buf[8192] pg_attribute_aligned(__alignof__(struct inotify_event));
+
+	while (w->fd >= 0)
+	{
+		ssize_t		len = read(w->fd, buf, sizeof(buf));
+		char	   *p;
+
+		if (len < 0)
+		{
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+			{
+				ereport(LOG,
+						(errmsg("could not read inotify events of backlog \"%s\": %m",
+								w->name)));
+				watch_close(w);
+				watch_setup(w, "Its inotify events could not be read.");
+			}
+			return;
+		}
+		for (p = buf; p < buf + len && w->fd >= 0;)
+		{
+			const struct inotify_event *ev = (const struct inotify_event *) p;
+
+			handle_event(w, ev);
+			p += sizeof(struct inotify_event) + ev->len;
+		}
+	}
+}
+
+/*
+ * One event: the path it names becomes pending (a directory meaning its
+ * subtree), a directory that appears is watched, one moved away is no
+ * longer.  What the walk skips is skipped: names starting with ".", and
+ * files whose names do not end in ".md".
+ */
+static void
+handle_event(Watched *w, const struct inotify_event *ev)
+{
+	WatchedDir *d;
+	bool		isdir = (ev->mask & IN_ISDIR) != 0;
+	size_t		len;
+	size_t		bad_at;
+	bool		nul;
+	char	   *relpath;
+
+	if (ev->mask & IN_Q_OVERFLOW)
+	{
+		need_full(w, "The inotify event queue overflowed.");
+		return;
+	}
+	d = hash_search(w->dirs, &ev->wd, HASH_FIND, NULL);
+	if (d == NULL)
+		return;					/* a watch dropped already */
+	if (ev->wd == w->rootwd &&
+		(ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT | IN_IGNORED)))
+	{
+		ereport(LOG,
+				(errmsg("root \"%s\" of backlog \"%s\" was removed or moved",
+						w->root, w->name),
+				 errdetail("The watcher looks for it every second and refreshes the backlog when it is back.")));
+		watch_close(w);
+		w->lost = true;
+		w->next_check = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													WATCH_RECHECK_MS);
+		return;
+	}
+	if (ev->mask & IN_IGNORED)
+	{
+		pfree(d->relpath);
+		hash_search(w->dirs, &ev->wd, HASH_REMOVE, NULL);
+		return;
+	}
+	/* the parent's event names it */
+	if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT))
+		return;
+	if (ev->len == 0 || ev->name[0] == '\0' || ev->name[0] == '.')
+		return;
+	len = strlen(ev->name);
+	if (!isdir && (len < 3 || strcmp(ev->name + len - 3, ".md") != 0))
+		return;
+	if (!kb_check_utf8(ev->name, len, &bad_at, &nul))
+	{
+		/* listed by the walk with an escaped path: no path to pass */
+		need_full(w, "A name that is not valid UTF-8 changed.");
+		return;
+	}
+	relpath = d->relpath[0] ? psprintf("%s/%s", d->relpath, ev->name)
+		: pstrdup(ev->name);
+	if (isdir)
+	{
+		if (ev->mask & IN_MOVED_FROM)
+			drop_watches_under(w, relpath);
+		if ((ev->mask & (IN_CREATE | IN_MOVED_TO | IN_ATTRIB)) &&
+			!add_watches(w, relpath))
+		{
+			pfree(relpath);
+			return;				/* polled from now on */
+		}
+	}
+	add_pending(w, relpath);
+	pfree(relpath);
+}
+
+/* A path changed: refreshed after the quiet period, or the cap. */
+static void
+add_pending(Watched *w, const char *relpath)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	bool		found;
+	PendingPath *p;
+	char	   *key = (char *) relpath;
+
+	if (w->first_event == 0)
+		w->first_event = now;
+	w->last_event = now;
+	if (w->full)
+		return;
+	if (GetDatabaseEncoding() != PG_UTF8 && !pg_is_ascii(relpath))
+	{
+		/* XXX the path as the snapshot holds it is not built here */
+		need_full(w, "A name that is not ASCII changed in a database that is not UTF8.");
+		return;
+	}
+	if (w->npending >= WATCH_MAX_PATHS)
+	{
+		need_full(w, psprintf("More than %d paths changed.", WATCH_MAX_PATHS));
+		return;
+	}
+	p = hash_search(w->pending, &key, HASH_ENTER, &found);
+	if (!found)
+	{
+		p->path = MemoryContextStrdup(w->pending_cxt, relpath);
+		w->npending++;
+	}
+}
+
+/* The next refresh walks the whole tree; the LOG line says why. */
+static void
+need_full(Watched *w, const char *why)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	ereport(LOG,
+			(errmsg("full refresh of backlog \"%s\"", w->name),
+			 errdetail_internal("%s", why)));
+	if (!w->full)
+		clear_pending(w);
+	w->full = true;
+	/* at once: nothing says more is coming */
+	w->first_event = TimestampTzPlusMilliseconds(now, -kabsd_watch_max_delay_ms);
+	w->last_event = w->first_event;
+}
+
+static void
+clear_pending(Watched *w)
+{
+	HASHCTL		ctl;
+
+	if (w->pending_cxt == NULL)
+		w->pending_cxt = AllocSetContextCreate(w->cxt, "kabsd_fdw pending paths",
+											   ALLOCSET_DEFAULT_SIZES);
+	else
+		MemoryContextReset(w->pending_cxt);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(char *);
+	ctl.entrysize = sizeof(PendingPath);
+	ctl.hash = pending_hash;
+	ctl.match = pending_match;
+	ctl.hcxt = w->pending_cxt;
+	w->pending = hash_create("kabsd_fdw pending paths", 64, &ctl,
+							 HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	w->npending = 0;
+	w->first_event = 0;
+	w->last_event = 0;
+}
+
+static uint32
+pending_hash(const void *key, Size keysize)
+{
+	const char *s = *(char *const *) key;
+
+	return string_hash(s, strlen(s) + 1);
+}
+
+static int
+pending_match(const void *key1, const void *key2, Size keysize)
+{
+	return strcmp(*(char *const *) key1, *(char *const *) key2);
+}
+
+/*
+ * When something is next due for a backlog, 0 when nothing is: a look for
+ * a lost root, a poll, or the pending changes after the quiet period (at
+ * most the cap after the first); a failure delays it to the retry time.
+ */
+static TimestampTz
+due_time(Watched *w)
+{
+	TimestampTz due = 0;
+
+	if (w->lost)
+		return w->next_check;
+	if (w->full || w->npending > 0)
+	{
+		TimestampTz quiet = TimestampTzPlusMilliseconds(w->last_event,
+														kabsd_watch_quiet_ms);
+		TimestampTz cap = TimestampTzPlusMilliseconds(w->first_event,
+													  kabsd_watch_max_delay_ms);
+
+		due = Min(quiet, cap);
+	}
+	else if (w->polled)
+		due = w->next_check;
+	if (due != 0 && w->retry_ms > 0 && due < w->retry_at)
+		due = w->retry_at;
+	return due;
+}
+
+/*
+ * Refreshes a backlog in a transaction of its own: the pending paths only,
+ * or the whole tree (a walk, whose unchanged case reads nothing) when a
+ * full refresh is due, when polled, or when kabsd_refresh() takes no
+ * paths.  A failure is logged and tried again later, 1 s doubling to 60 s.
+ * A backlog no longer watched (unwatched or detached meanwhile) makes the
+ * watched set be read again.
+ */
+static void
+refresh_backlog(Watched *w, bool polled)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	bool		whole = polled || w->full || !refresh_has_paths;
+	char	   *activity;
+	char	   *failure = NULL;
+	bool		gone = false;
+
+	if (refresh_function == NULL)
+		return;
+	if (whole)
+		activity = psprintf("refreshing backlog %s", w->name);
+	else
+		activity = psprintf("refreshing backlog %s: %d paths", w->name, w->npending);
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PG_TRY();
+	{
+		StringInfoData sql;
+		Datum		args[2];
+		Oid			types[2] = {TEXTOID, TEXTARRAYOID};
+		int			ret;
+
+		SPI_connect();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, activity);
+
+		initStringInfo(&sql);
+		appendStringInfo(&sql,
+						 "SELECT r.status, r.error FROM kabsd.backlogs b,"
+						 " LATERAL %s(b.name%s) r"
+						 " WHERE b.name = $1 AND b.watch",
+						 refresh_function, whole ? "" : ", paths => $2");
+		args[0] = CStringGetTextDatum(w->name);
+		if (whole)
+			args[1] = (Datum) 0;
+		else
+		{
+			Datum	   *elems = palloc(sizeof(Datum) * w->npending);
+			char	  **paths = sorted_pending(w);
+
+			for (int i = 0; i < w->npending; i++)
+				elems[i] = CStringGetTextDatum(paths[i]);
+			args[1] = PointerGetDatum(construct_array(elems, w->npending, TEXTOID,
+													  -1, false, TYPALIGN_INT));
+		}
+		ret = SPI_execute_with_args(sql.data, whole ? 1 : 2, types, args,
+									NULL, false, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "could not refresh backlog \"%s\": %s", w->name,
+				 SPI_result_code_string(ret));
+		if (SPI_processed == 0)
+			gone = true;
+		else
+		{
+			char	   *status = SPI_getvalue(SPI_tuptable->vals[0],
+											  SPI_tuptable->tupdesc, 1);
+
+			if (status == NULL || strcmp(status, "failed") == 0)
+			{
+				char	   *error = SPI_getvalue(SPI_tuptable->vals[0],
+												 SPI_tuptable->tupdesc, 2);
+
+				failure = MemoryContextStrdup(watch_cxt, error ? error : "unknown error");
+			}
+		}
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(watch_cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		failure = edata->message ? pstrdup(edata->message) : pstrdup("unknown error");
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcxt);
+	pgstat_report_stat(true);
+	pfree(activity);
+
+	if (polled)
+		w->next_check = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													kabsd_watch_poll_interval_ms);
+	if (gone)
+	{
+		reload_needed = true;
+		clear_pending(w);
+		w->full = false;
+		return;
+	}
+	if (failure != NULL)
+	{
+		w->retry_ms = w->retry_ms == 0 ? WATCH_RETRY_MIN_MS
+			: Min(w->retry_ms * 2, WATCH_RETRY_MAX_MS);
+		w->retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												  w->retry_ms);
+		ereport(LOG,
+				(errmsg("could not refresh backlog \"%s\": %s", w->name, failure),
+				 errdetail("The watcher tries again in %d ms.", w->retry_ms)));
+		pfree(failure);
+		/* a polled backlog is tried again at the retry time too */
+		if (polled)
+			w->next_check = w->retry_at;
+		return;
+	}
+	if (message_level_is_interesting(DEBUG1))
+	{
+		StringInfoData buf;
+
+		initStringInfo(&buf);
+		if (whole)
+			appendStringInfoString(&buf, "the whole tree");
+		else
+		{
+			char	  **paths = sorted_pending(w);
+
+			appendStringInfo(&buf, "%d paths:", w->npending);
+			for (int i = 0; i < w->npending && i < 20; i++)
+				appendStringInfo(&buf, " %s", paths[i]);
+		}
+		ereport(DEBUG1,
+				(errmsg_internal("kabsd_fdw watcher refreshed backlog \"%s\", %s",
+								 w->name, buf.data)));
+		pfree(buf.data);
+	}
+
+	/* what changes from now on is read from the queue after this */
+	w->retry_ms = 0;
+	w->retry_at = 0;
+	w->full = false;
+	clear_pending(w);
+}
+
+static int
+compare_paths(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* The pending paths, sorted (a stable order for the refresh and the log). */
+static char **
+sorted_pending(Watched *w)
+{
+	char	  **paths = palloc(sizeof(char *) * Max(w->npending, 1));
+	HASH_SEQ_STATUS seq;
+	PendingPath *p;
+	int			i = 0;
+
+	hash_seq_init(&seq, w->pending);
+	while ((p = hash_seq_search(&seq)) != NULL)
+		paths[i++] = p->path;
+	qsort(paths, i, sizeof(char *), compare_paths);
+	return paths;
+}
+
+/* The latch, the postmaster, and each backlog's inotify descriptor. */
+static void
+rebuild_wait_set(void)
+{
+	ListCell   *lc;
+	int			n = 2;
+
+	if (wait_set)
+		FreeWaitEventSet(wait_set);
+	foreach(lc, watched)
+		if (((Watched *) lfirst(lc))->fd >= 0)
+			n++;
+	wait_set = CreateWaitEventSet(watch_cxt, n);
+	AddWaitEventToSet(wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	foreach(lc, watched)
+	{
+		Watched    *w = lfirst(lc);
+
+		if (w->fd >= 0)
+			AddWaitEventToSet(wait_set, WL_SOCKET_READABLE, w->fd, NULL, w);
+	}
+	wait_set_stale = false;
+}
+
+/* What pg_stat_activity shows while the watcher waits. */
+static void
+report_watching(void)
+{
+	char		buf[128];
+	int			npending = 0;
+	ListCell   *lc;
+
+	foreach(lc, watched)
+	{
+		Watched    *w = lfirst(lc);
+
+		if (w->full || w->npending > 0)
+			npending++;
+	}
+	if (npending > 0)
+		snprintf(buf, sizeof(buf), "watching %d backlogs, %d with changes pending",
+				 list_length(watched), npending);
+	else
+		snprintf(buf, sizeof(buf), "watching %d backlogs", list_length(watched));
+	pgstat_report_activity(STATE_IDLE, buf);
+}
