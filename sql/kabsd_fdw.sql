@@ -76,6 +76,7 @@ CREATE TABLE kabsd.backlogs (
   attached_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
   fingerprint text,
   refreshed_at timestamptz,
+  git_commit text,
   watch boolean NOT NULL DEFAULT false
 );
 COMMENT ON TABLE kabsd.backlogs IS 'Backlogs attached with kabsd_attach()';
@@ -83,6 +84,7 @@ COMMENT ON COLUMN kabsd.backlogs.name IS 'Name of the backlog: its server and sn
 COMMENT ON COLUMN kabsd.backlogs.root IS 'The backlog directory';
 COMMENT ON COLUMN kabsd.backlogs.fingerprint IS 'Hash of path, size, times and inode of every file the snapshot was built from';
 COMMENT ON COLUMN kabsd.backlogs.refreshed_at IS 'When the snapshot was last brought up to date with the files';
+COMMENT ON COLUMN kabsd.backlogs.git_commit IS 'The Git commit checked out when the last refresh began (NULL outside a Git work tree)';
 COMMENT ON COLUMN kabsd.backlogs.watch IS 'The watcher refreshes the backlog as its files change (kabsd_watch(), kabsd_unwatch())';
 
 CREATE TABLE kabsd.refresh_history (
@@ -104,7 +106,8 @@ CREATE TABLE kabsd.refresh_history (
   sqlstate text,
   files_read bigint,
   rows_written bigint,
-  parallel_workers integer
+  parallel_workers integer,
+  git_commit text
 );
 CREATE INDEX ON kabsd.refresh_history (name, id);
 COMMENT ON TABLE kabsd.refresh_history IS 'Every kabsd_refresh() of every backlog, failed ones included; the newest 1000 per backlog are kept';
@@ -115,6 +118,7 @@ COMMENT ON COLUMN kabsd.refresh_history.files_read IS 'Files read and parsed: th
 COMMENT ON COLUMN kabsd.refresh_history.rows_written IS 'Rows inserted and deleted in the snapshot tables';
 COMMENT ON COLUMN kabsd.refresh_history.parallel_workers IS 'Parallel workers that read files beside the refreshing backend (max_parallel_maintenance_workers, when kabsd_fdw.min_parallel_refresh_files files or more were read)';
 COMMENT ON COLUMN kabsd.refresh_history.error IS 'Why the refresh failed';
+COMMENT ON COLUMN kabsd.refresh_history.git_commit IS 'The Git commit checked out when the refresh began (NULL outside a Git work tree): which commit the snapshot reflects';
 
 GRANT SELECT ON kabsd.backlogs, kabsd.refresh_history TO PUBLIC;
 GRANT INSERT, UPDATE, DELETE ON kabsd.backlogs TO pg_read_server_files;
@@ -145,4 +149,4 @@ CREATE TYPE kabsd.refresh_result AS (
 
 CREATE TYPE kabsd.status_result AS (
   name text, refreshed_at timestamptz, files bigint, added bigint,
-  changed bigint, removed bigint, stale boolean);
+  changed bigint, removed bigint, stale boolean, git_commit text);

@@ -28,7 +28,8 @@ DROP FUNCTION IF EXISTS kabsd_snapshot_apply(name, regclass[], boolean);
 CREATE OR REPLACE FUNCTION kabsd_snapshot_apply(server name, tables regclass[],
   full boolean, known_fingerprint text DEFAULT NULL, known_counts bigint[] DEFAULT NULL,
   paths text[] DEFAULT NULL, OUT status text, OUT counts bigint[], OUT inserted bigint[], OUT deleted bigint[],
-  OUT files_read bigint, OUT fingerprint text, OUT parallel_workers integer)
+  OUT files_read bigint, OUT fingerprint text, OUT parallel_workers integer,
+  OUT git_commit text)
 RETURNS record
 AS 'MODULE_PATHNAME'
 LANGUAGE C VOLATILE;
@@ -172,7 +173,7 @@ BEGIN
           files bigint, items bigint, decisions bigint, links bigint, worklog bigint,
           sections bigint, checklist bigint, errors bigint,
           files_read bigint, rows_written bigint,
-          error text)$q$, n);
+          error text, git_commit text)$q$, n);
         EXECUTE pg_catalog.format('COMMENT ON TABLE %I.refreshes IS %L', n,
           'Every kabsd_refresh() of backlog ' || n || ', failed ones included (the newest 1000); the last one not failed tells how fresh the snapshot is');
         FOR c IN SELECT * FROM (VALUES
@@ -190,7 +191,8 @@ BEGIN
             ('errors', 'Files whose files.error is set'),
             ('files_read', 'Files read and parsed: those whose stamp changed, or every file of a rebuild or a full refresh'),
             ('rows_written', 'Rows inserted and deleted in the snapshot tables'),
-            ('error', 'Why the refresh failed')) AS d(col, txt) LOOP
+            ('error', 'Why the refresh failed'),
+            ('git_commit', 'The Git commit checked out when the refresh began (NULL outside a Git work tree): which commit the snapshot reflects')) AS d(col, txt) LOOP
           EXECUTE pg_catalog.format('COMMENT ON COLUMN %I.refreshes.%I IS %L', n, c.col, c.txt);
         END LOOP;
       ELSE
@@ -297,8 +299,10 @@ LANGUAGE C VOLATILE;
 REVOKE EXECUTE ON FUNCTION kabsd_record_failure(text, timestamptz, interval, text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kabsd_record_failure(text, timestamptz, interval, text, text) TO pg_read_server_files;
 
-CREATE OR REPLACE FUNCTION kabsd_record(res kabsd.refresh_result, views_refreshed integer,
-  files_read bigint, rows_written bigint, workers integer, sqlstate text)
+-- (a failed one is kabsd_record_failure()'s)
+DROP FUNCTION IF EXISTS kabsd_record(kabsd.refresh_result, integer, bigint, bigint, integer, text);
+CREATE FUNCTION kabsd_record(res kabsd.refresh_result, views_refreshed integer,
+  files_read bigint, rows_written bigint, workers integer, git_commit text)
 RETURNS void
 LANGUAGE plpgsql
 AS $$
@@ -307,10 +311,10 @@ DECLARE
 BEGIN
   INSERT INTO kabsd.refresh_history (name, started_at, duration, status, files,
     items, decisions, links, worklog, sections, checklist, errors, views_refreshed,
-    files_read, rows_written, parallel_workers, error, sqlstate)
+    files_read, rows_written, parallel_workers, error, git_commit)
   VALUES (res.name, res.started_at, res.duration, res.status, res.files, res.items,
     res.decisions, res.links, res.worklog, res.sections, res.checklist, res.errors,
-    views_refreshed, files_read, rows_written, workers, res.error, sqlstate)
+    views_refreshed, files_read, rows_written, workers, res.error, git_commit)
   RETURNING id INTO hid;
   DELETE FROM kabsd.refresh_history h
   WHERE h.name = res.name
@@ -319,11 +323,12 @@ BEGIN
   IF pg_catalog.to_regclass(pg_catalog.format('%I.refreshes', res.name)) IS NOT NULL THEN
     EXECUTE pg_catalog.format($q$INSERT INTO %I.refreshes (id, started_at, duration, status,
       files, items, decisions, links, worklog, sections, checklist, errors, files_read,
-      rows_written, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)$q$,
+      rows_written, error, git_commit)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)$q$,
       res.name)
     USING hid, res.started_at, res.duration, res.status, res.files, res.items, res.decisions,
       res.links, res.worklog, res.sections, res.checklist, res.errors, files_read, rows_written,
-      res.error;
+      res.error, git_commit;
     EXECUTE pg_catalog.format($q$DELETE FROM %1$I.refreshes
       WHERE id < (SELECT id FROM %1$I.refreshes ORDER BY id DESC OFFSET 999 LIMIT 1)$q$, res.name);
   END IF;
@@ -403,6 +408,9 @@ BEGIN
         UPDATE kabsd.backlogs k SET fingerprint = r.fingerprint, refreshed_at = t0
         WHERE k.name = b.name;
       END IF;
+      -- the files may be unchanged on another commit: the newest one counts
+      UPDATE kabsd.backlogs k SET git_commit = r.git_commit
+      WHERE k.name = b.name AND k.git_commit IS DISTINCT FROM r.git_commit;
       SELECT count(*) FILTER (WHERE i + d > 0), coalesce(sum(i + d), 0)
         INTO refreshed, written
       FROM ROWS FROM (pg_catalog.unnest(r.inserted), pg_catalog.unnest(r.deleted)) AS u(i, d);
@@ -412,7 +420,7 @@ BEGIN
       res.checklist := r.counts[7]; res.errors := r.counts[8];
       res.duration := pg_catalog.clock_timestamp() - t0;
       PERFORM @extschema@.kabsd_record(res, refreshed, r.files_read, written,
-                                       r.parallel_workers, NULL);
+                                       r.parallel_workers, r.git_commit);
     EXCEPTION WHEN OTHERS THEN
       -- the subtransaction rolled back: the old snapshot stands.  The
       -- failure is recorded in a transaction of its own, since the ERROR
@@ -520,7 +528,8 @@ BEGIN
                             AND (l.size <> s.size OR l.mtime <> s.mtime)),
            count(*) FILTER (WHERE l.path IS NULL),
            count(*) FILTER (WHERE s.path IS NULL OR l.path IS NULL
-                            OR l.size <> s.size OR l.mtime <> s.mtime) > 0
+                            OR l.size <> s.size OR l.mtime <> s.mtime) > 0,
+           (SELECT k.git_commit FROM kabsd.backlogs k WHERE k.name = %1$L)
     FROM (SELECT path, size, mtime FROM %2$I.files) l
     FULL JOIN (SELECT path, size, mtime FROM %3$I.files) s ON s.path = l.path$q$,
     kabsd_status.name, kabsd_status.name || '_live', kabsd_status.name);
@@ -528,7 +537,7 @@ END
 $$;
 
 COMMENT ON FUNCTION kabsd_status(text) IS
-  'How stale a snapshot is: files added, changed (size or mtime) and removed since the last refresh, without parsing';
+  'How stale a snapshot is: files added, changed (size or mtime) and removed since the last refresh, without parsing; and the Git commit the last refresh saw';
 
 --------------------------------------------------------------------------
 -- The cloud cache: a publication of the snapshot, and the script that

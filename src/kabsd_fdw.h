@@ -226,6 +226,8 @@ typedef struct SnapTable
 	TupleTableSlot *old_slot;
 	TupleTableSlot *new_slot;
 	TupleTableSlot *min_slot;	/* rows kept in a tuplestore */
+	Relation	ididx;			/* items and decisions: the index on id, when
+								 * targets are looked up (refresh_targets.c) */
 	/* the leader's writing (refresh_write.c) */
 	struct ResultRelInfo *rri;
 	TupleTableSlot **bulk;		/* empty tables: rows batched for the heap */
@@ -292,6 +294,8 @@ extern void kabsd_targets_resolve(RefreshState *rs, const SnapTable *st,
 extern uint64 kabsd_targets_row_hash(const SnapTable *st, const Datum *values,
 									 const bool *nulls);
 extern void kabsd_targets_final(RefreshState *rs);
+extern void kabsd_targets_by_index(RefreshState *rs);
+extern void kabsd_targets_end(RefreshState *rs);
 
 /* refresh_write.c: the leader's writing, the snapshot's only writer */
 extern void kabsd_write_begin(RefreshState *rs);

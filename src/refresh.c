@@ -42,6 +42,12 @@ PG_FUNCTION_INFO_V1(kabsd_stage_load);
 /* The counts a refresh returns: the seven tables, then files with an error. */
 #define NCOUNTS (KT_COUNT + 1)
 
+/*
+ * Up to this many files to read, links' targets are looked up in the id
+ * indexes rather than mapped from every item and decision.
+ */
+#define FEW_FILES	64
+
 /* The seven tables of the refresh's argument, in the data model's order. */
 static void
 seven_relations(ArrayType *arr, Oid *relids)
@@ -191,6 +197,32 @@ final_counts(RefreshState *rs, bool have, const int64 *before, int64 *counts)
 	UnregisterSnapshot(snapshot);
 }
 
+/*
+ * The commit checked out in the Git repository holding root, read from
+ * Git's files (git is never run); NULL outside a work tree or on a branch
+ * with no commit yet.  A repository that cannot be read is no reason to
+ * fail the refresh: it says why, and the commit is NULL.
+ */
+static char *
+git_commit(const char *root)
+{
+	KbGitHead	head;
+
+	switch (kb_git_head(root, &head))
+	{
+		case KB_GIT_COMMIT:
+			return pstrdup(head.commit);
+		case KB_GIT_ERROR:
+			ereport(WARNING,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("could not read the Git commit of backlog root \"%s\"", root),
+					 errdetail_internal("%s", head.error)));
+			return NULL;
+		default:
+			return NULL;
+	}
+}
+
 static Datum
 int8_array(const int64 *v, int n)
 {
@@ -254,7 +286,8 @@ read_listed(RefreshState *rs, WorkList *wl, const Oid *relids,
  *
  * Returns the status ("unchanged", "refreshed" or "rebuilt"), the counts,
  * the rows inserted and deleted in each table, the files read, the new
- * fingerprint and the number of parallel workers that shared the reading.
+ * fingerprint, the number of parallel workers that shared the reading and
+ * the Git commit checked out (NULL outside a Git work tree).
  */
 Datum
 kabsd_snapshot_apply(PG_FUNCTION_ARGS)
@@ -268,8 +301,8 @@ kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 	WorkList	wl;
 	MemoryContext filecxt;
 	TupleDesc	resdesc;
-	Datum		result[7];
-	bool		resnull[7] = {false, false, false, false, false, false, false};
+	Datum		result[8];
+	bool		resnull[8] = {false, false, false, false, false, false, false, false};
 	int64		before[NCOUNTS],
 				counts[NCOUNTS],
 				ins[KT_COUNT],
@@ -290,6 +323,7 @@ kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 	const char **paths = NULL;
 	int			npaths = 0;
 	bool		targeted;
+	char	   *commit;
 
 	if (PG_NARGS() != 6)
 		ereport(ERROR,
@@ -304,6 +338,9 @@ kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 	seven_relations(PG_GETARG_ARRAYTYPE_P(1), relids);
 	full = PG_GETARG_BOOL(2);
 	have_counts = !PG_ARGISNULL(4) && known_counts(PG_GETARG_ARRAYTYPE_P(4), before);
+
+	/* the commit checked out as the refresh begins: what it reflects */
+	commit = git_commit(opts.root);
 
 	kabsd_diff_begin(&rs, NameStr(*PG_GETARG_NAME(0)), relids,
 					 GetLatestSnapshot(), true);
@@ -446,6 +483,9 @@ kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 
 	if (kp)
 	{
+		/* a few files: their links' targets are looked up, not mapped */
+		if (wl.n <= FEW_FILES)
+			kabsd_targets_by_index(&rs);
 		workers += read_listed(&rs, &wl, relids, &opts, nworkers, filecxt);
 		/* parallel mode is over: what was kept is written */
 		kabsd_known_keep_stamps(kp, false);
@@ -483,6 +523,8 @@ kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 	result[5] = kabsd_fingerprint_text(h, nfiles);
 	resnull[5] = targeted;
 	result[6] = Int32GetDatum(workers);
+	result[7] = commit ? CStringGetTextDatum(commit) : (Datum) 0;
+	resnull[7] = commit == NULL;
 	kabsd_write_end(&rs);
 	kabsd_diff_end(&rs);
 	MemoryContextDelete(filecxt);

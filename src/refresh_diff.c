@@ -209,6 +209,7 @@ void
 kabsd_diff_end(RefreshState *rs)
 {
 	kabsd_diff_end_scans(rs);
+	kabsd_targets_end(rs);
 	for (int t = 0; t < KT_COUNT; t++)
 	{
 		if (rs->t[t].pathidx)

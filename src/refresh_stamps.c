@@ -263,6 +263,27 @@ put_stamp(KnownPaths *kp, KnownPath *k, const char *path, int64 stamp)
 }
 
 /*
+ * Is a path (a text value) one a refresh of npaths paths only walks?  Every
+ * path is, when npaths is 0.  Compared as it lies in the row: most rows of a
+ * targeted refresh are not, and cost no copy.
+ */
+static bool
+path_wanted(const KnownPaths *kp, Datum d)
+{
+	struct varlena *t;
+	bool		wanted;
+
+	if (kp->npaths == 0)
+		return true;
+	t = PG_DETOAST_DATUM_PACKED(d);
+	wanted = kb_path_within(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t),
+							kp->paths_given, kp->npaths);
+	if ((Pointer) t != DatumGetPointer(d))
+		pfree(t);
+	return wanted;
+}
+
+/*
  * Reads the paths of the files table of rs, and the stamps of its
  * backlog.  cxt holds them until kabsd_known_end().  A refresh of some
  * paths only (npaths > 0) walks only them: nothing else can be gone.
@@ -295,7 +316,8 @@ kabsd_known_load(RefreshState *rs, const char *const *paths, int npaths,
 
 		CHECK_FOR_INTERRUPTS();
 		slot_getsomeattrs(files->old_slot, files->path_att);
-		if (files->old_slot->tts_isnull[files->path_att - 1])
+		if (files->old_slot->tts_isnull[files->path_att - 1] ||
+			!path_wanted(kp, files->old_slot->tts_values[files->path_att - 1]))
 			continue;
 		k = known_insert(kp->paths,
 						 TextDatumGetCString(files->old_slot->tts_values[files->path_att - 1]),
@@ -324,6 +346,8 @@ kabsd_known_load(RefreshState *rs, const char *const *paths, int npaths,
 		if (slot->tts_isnull[0] || slot->tts_isnull[1] ||
 			!text_is(slot->tts_values[0], rs->backlog_name))
 			continue;			/* another backlog's */
+		if (!path_wanted(kp, slot->tts_values[1]))
+			continue;
 		k = known_insert(kp->paths, TextDatumGetCString(slot->tts_values[1]), &found);
 		if (!found)
 		{

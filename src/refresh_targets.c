@@ -6,7 +6,9 @@
  *		  for wikilinks.  A key that two paths claim resolves to NULL.
  *
  * The maps are built from the items and decisions tables when a link first
- * needs them.  A refresh keeps a sum of hashes of what the rows it deleted
+ * needs them.  A refresh of a few files looks typed links up in the id
+ * indexes instead (kabsd_targets_by_index): building the maps reads every
+ * item and decision, which would cost more than everything else it does.  A refresh keeps a sum of hashes of what the rows it deleted
  * and inserted gave as targets: when it is not zero some target changed,
  * and every link is resolved again against the final tables.
  *
@@ -16,11 +18,15 @@
  */
 #include "kabsd_fdw.h"
 
+#include "access/genam.h"
+#include "access/nbtree.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/pg_am.h"
 #include "common/hashfn.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -227,6 +233,113 @@ kabsd_targets_final(RefreshState *rs)
 	kabsd_targets_build(rs);
 }
 
+/* The btree index on id alone of items or decisions; NULL when none. */
+static Relation
+open_id_index(const SnapTable *st)
+{
+	List	   *indexes = RelationGetIndexList(st->rel);
+	ListCell   *lc;
+
+	foreach(lc, indexes)
+	{
+		Relation	idx = index_open(lfirst_oid(lc), AccessShareLock);
+
+		if (idx->rd_rel->relam == BTREE_AM_OID && idx->rd_index->indisvalid &&
+			idx->rd_index->indnatts == 1 &&
+			idx->rd_index->indkey.values[0] == st->id_att &&
+			RelationGetIndexPredicate(idx) == NIL &&
+			RelationGetIndexExpressions(idx) == NIL)
+			return idx;
+		index_close(idx, AccessShareLock);
+	}
+	return NULL;
+}
+
+/*
+ * From now on (this participant), typed links are resolved by looking
+ * their targets up in the id indexes of items and decisions, when both
+ * have one; wikilinks, which may also name a file, still build the maps.
+ */
+void
+kabsd_targets_by_index(RefreshState *rs)
+{
+	for (int t = KT_ITEMS; t <= KT_DECISIONS; t++)
+	{
+		rs->t[t].ididx = open_id_index(&rs->t[t]);
+		if (rs->t[t].ididx == NULL)
+		{
+			kabsd_targets_end(rs);
+			return;
+		}
+	}
+}
+
+void
+kabsd_targets_end(RefreshState *rs)
+{
+	for (int t = KT_ITEMS; t <= KT_DECISIONS; t++)
+	{
+		if (rs->t[t].ididx)
+			index_close(rs->t[t].ididx, AccessShareLock);
+		rs->t[t].ididx = NULL;
+	}
+}
+
+/*
+ * A typed link's target looked up in the id indexes: the rows of both
+ * tables with that id in that product, as the maps would claim them.
+ */
+static Target *
+lookup_target(RefreshState *rs, TargetKey key, Target *out)
+{
+	bool		found = false;
+
+	memset(out, 0, sizeof(*out));
+	for (int t = KT_ITEMS; t <= KT_DECISIONS; t++)
+	{
+		SnapTable  *st = &rs->t[t];
+		IndexScanDesc scan;
+		ScanKeyData sk;
+		int			last = Max(Max(st->path_att, st->product_att),
+							   Max(st->id_att, st->uid_att));
+
+		ScanKeyEntryInitialize(&sk, 0, 1, BTEqualStrategyNumber, InvalidOid,
+							   st->ididx->rd_indcollation[0], F_TEXTEQ,
+							   PointerGetDatum(cstring_to_text_with_len(key.key, key.key_len)));
+		scan = index_beginscan(st->rel, st->ididx, rs->snapshot, 1, 0);
+		index_rescan(scan, &sk, 1, NULL, 0);
+		while (index_getnext_slot(scan, ForwardScanDirection, st->old_slot))
+		{
+			TupleTableSlot *slot = st->old_slot;
+			struct varlena *product;
+			char	   *path;
+
+			slot_getsomeattrs(slot, last);
+			if (slot->tts_isnull[st->product_att - 1] ||
+				slot->tts_isnull[st->path_att - 1])
+				continue;
+			product = PG_DETOAST_DATUM_PACKED(slot->tts_values[st->product_att - 1]);
+			if (VARSIZE_ANY_EXHDR(product) != key.product_len ||
+				memcmp(VARDATA_ANY(product), key.product, key.product_len) != 0)
+				continue;
+			path = TextDatumGetCString(slot->tts_values[st->path_att - 1]);
+			if (!found)
+			{
+				found = true;
+				out->path = path;
+				out->has_uid = !slot->tts_isnull[st->uid_att - 1];
+				if (out->has_uid)
+					out->uid = *DatumGetUUIDP(slot->tts_values[st->uid_att - 1]);
+			}
+			else if (strcmp(out->path, path) != 0)
+				out->ambiguous = true;
+		}
+		index_endscan(scan);
+		ExecClearTuple(st->old_slot);
+	}
+	return found ? out : NULL;
+}
+
 /* links.target_uid of a link row, from the target maps. */
 void
 kabsd_targets_resolve(RefreshState *rs, const SnapTable *st, Datum *values,
@@ -238,15 +351,14 @@ kabsd_targets_resolve(RefreshState *rs, const SnapTable *st, Datum *values,
 			   *target;
 	TargetKey	key;
 	Target	   *t;
+	Target		looked_up;
 
 	values[k] = (Datum) 0;
 	nulls[k] = true;
 	if (nulls[st->product_att - 1] || nulls[st->type_att - 1] ||
 		nulls[st->target_id_att - 1])
 		return;
-	if (rs->targets == NULL)
-		kabsd_targets_build(rs);
-	/* the rows' own values, not copied: resolving allocates nothing */
+	/* the rows' own values, not copied */
 	product = PG_DETOAST_DATUM_PACKED(values[st->product_att - 1]);
 	type = PG_DETOAST_DATUM_PACKED(values[st->type_att - 1]);
 	target = PG_DETOAST_DATUM_PACKED(values[st->target_id_att - 1]);
@@ -262,7 +374,14 @@ kabsd_targets_resolve(RefreshState *rs, const SnapTable *st, Datum *values,
 		key.key = VARDATA_ANY(target);
 		key.key_len = VARSIZE_ANY_EXHDR(target);
 	}
-	t = targets_lookup(rs->targets, key);
+	if (!key.by_name && rs->t[KT_ITEMS].ididx != NULL && rs->targets == NULL)
+		t = lookup_target(rs, key, &looked_up);
+	else
+	{
+		if (rs->targets == NULL)
+			kabsd_targets_build(rs);
+		t = targets_lookup(rs->targets, key);
+	}
 	if (t && !t->ambiguous && t->has_uid)
 	{
 		pg_uuid_t  *uid = palloc(sizeof(pg_uuid_t));

@@ -28,6 +28,14 @@ COMMENT ON COLUMN kabsd.refresh_history.rows_written IS 'Rows inserted and delet
 -- Attached backlogs keep their materialized views until their next
 -- kabsd_refresh(), which replaces them with tables and fills them.
 
+-- Each refresh records the Git commit checked out in the repository
+-- holding the root.
+ALTER TABLE kabsd.backlogs ADD COLUMN git_commit text;
+COMMENT ON COLUMN kabsd.backlogs.git_commit IS 'The Git commit checked out when the last refresh began (NULL outside a Git work tree)';
+ALTER TABLE kabsd.refresh_history ADD COLUMN git_commit text;
+COMMENT ON COLUMN kabsd.refresh_history.git_commit IS 'The Git commit checked out when the refresh began (NULL outside a Git work tree): which commit the snapshot reflects';
+ALTER TYPE kabsd.status_result ADD ATTRIBUTE git_commit text;
+
 -- The watcher refreshes the backlogs whose watch is set (kabsd_watch()).
 ALTER TABLE kabsd.backlogs ADD COLUMN watch boolean NOT NULL DEFAULT false;
 COMMENT ON COLUMN kabsd.backlogs.watch IS 'The watcher refreshes the backlog as its files change (kabsd_watch(), kabsd_unwatch())';
