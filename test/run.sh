@@ -43,7 +43,7 @@ fi
 step "pgTAP"
 bash test/pgtap/run.sh || status=1
 
-step "TAP tests (test/t: replication to a subscriber and a standby)"
+step "TAP tests (test/t: replication, upgrade, pg_cron, crash, file changes, load, memory, watcher, Git)"
 # initdb refuses root: the TAP tests run as "postgres", from a copy it owns
 if [ "$(id -u)" = 0 ]; then
 	rm -rf /tmp/kabsd-tap
