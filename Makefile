@@ -23,7 +23,7 @@ PG_CFLAGS = -std=gnu99
 
 # pg_regress suites: one per table and per concern
 REGRESS = import files items decisions links worklog sections checklist \
-	options readonly planner refresh incremental
+	options readonly planner refresh incremental views
 REGRESS_OPTS = --load-extension=kabsd_fdw
 ISOLATION = refresh_concurrency
 ISOLATION_OPTS = --load-extension=kabsd_fdw
@@ -41,11 +41,11 @@ include $(PGXS)
 # PGXS does not track headers: every object depends on them all
 $(OBJS): src/kabsd_fdw.h src/core/kb_core.h
 
-sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql sql/$(EXTENSION)_functions.sql sql/$(EXTENSION)_watch.sql $(EXTENSION).control
-	cat sql/$(EXTENSION).sql sql/$(EXTENSION)_functions.sql sql/$(EXTENSION)_watch.sql > $@
+sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql sql/$(EXTENSION)_functions.sql sql/$(EXTENSION)_watch.sql sql/$(EXTENSION)_views.sql $(EXTENSION).control
+	cat sql/$(EXTENSION).sql sql/$(EXTENSION)_functions.sql sql/$(EXTENSION)_watch.sql sql/$(EXTENSION)_views.sql > $@
 
-sql/$(EXTENSION)--%.sql: sql/updates/%.sql sql/$(EXTENSION)_functions.sql sql/$(EXTENSION)_watch.sql
-	cat $< sql/$(EXTENSION)_functions.sql sql/$(EXTENSION)_watch.sql > $@
+sql/$(EXTENSION)--%.sql: sql/updates/%.sql sql/$(EXTENSION)_functions.sql sql/$(EXTENSION)_watch.sql sql/$(EXTENSION)_views.sql
+	cat $< sql/$(EXTENSION)_functions.sql sql/$(EXTENSION)_watch.sql sql/$(EXTENSION)_views.sql > $@
 
 # The parsing core on its own, with a plain cc (no PostgreSQL headers).
 CORE_SRCS = $(CORE_OBJS:.o=.c)

@@ -113,10 +113,11 @@ BEGIN
   FOR r IN SELECT c2.relname, c2.relkind, c2.relowner, c2.relacl
            FROM pg_catalog.pg_class c2
            WHERE c2.relnamespace = pg_catalog.to_regnamespace(n)
-             AND c2.relname = ANY (@extschema@.kabsd_tables() || ARRAY['refreshes', 'item_tags'])
+             AND c2.relname = ANY (@extschema@.kabsd_tables() || ARRAY['refreshes', 'item_tags', 'vocabulary']
+                                   || @extschema@.kabsd_snapshot_view_names())
   LOOP
     IF r.relowner <> owner OR r.relkind NOT IN ('r', 'v', 'm')
-       OR (r.relkind = 'v') <> (r.relname = 'item_tags') THEN
+       OR (r.relkind = 'v') <> (r.relname = ANY (ARRAY['item_tags'] || @extschema@.kabsd_snapshot_view_names())) THEN
       RAISE EXCEPTION '"%.%" is not part of the snapshot of backlog "%"', n, r.relname, n
         USING ERRCODE = 'object_not_in_prerequisite_state',
               HINT = 'Drop it or rename it; kabsd_refresh() makes the snapshot''s tables itself.';
@@ -250,6 +251,9 @@ BEGIN
       'One row per tag of an item (uid, tag), for tools that cannot read arrays.');
     EXECUTE pg_catalog.format('ALTER VIEW %I.item_tags OWNER TO %I', n, owner::regrole);
   END IF;
+  -- the vocabulary and the views of active work, tree, lint, flow
+  -- (sql/kabsd_fdw_views.sql)
+  PERFORM @extschema@.kabsd_snapshot_views(n, owner);
   RETURN created;
 END
 $$;
@@ -560,15 +564,15 @@ BEGIN
                                        pg_catalog.current_setting('wal_level')),
             HINT = 'Set wal_level = logical in postgresql.conf and restart the server.';
   END IF;
-  -- the snapshot's tables and its refreshes
+  -- the snapshot's tables, its refreshes and the vocabulary of its views
   SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', kabsd_publish.name, t), ', ' ORDER BY o)
     INTO tables
-  FROM pg_catalog.unnest(@extschema@.kabsd_tables() || 'refreshes'::text) WITH ORDINALITY AS u(t, o);
+  FROM pg_catalog.unnest(@extschema@.kabsd_tables() || ARRAY['refreshes', 'vocabulary']) WITH ORDINALITY AS u(t, o);
   EXECUTE pg_catalog.format(CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_publication p WHERE p.pubname = pub)
                                  THEN 'ALTER PUBLICATION %I SET TABLE %s'
                                  ELSE 'CREATE PUBLICATION %I FOR TABLE %s' END, pub, tables);
   EXECUTE pg_catalog.format('COMMENT ON PUBLICATION %I IS %L', pub,
-    'The snapshot of backlog ' || kabsd_publish.name || ' and its refreshes; kabsd_subscriber_sql() gives the subscriber''s tables');
+    'The snapshot of backlog ' || kabsd_publish.name || ', its refreshes and its vocabulary; kabsd_subscriber_sql() gives the subscriber''s tables');
   RETURN pub;
 END
 $$;
@@ -612,7 +616,7 @@ BEGIN
   END LOOP;
 
   FOR rel IN SELECT c.oid, c.relname
-             FROM pg_catalog.unnest(@extschema@.kabsd_tables() || 'refreshes'::text) WITH ORDINALITY AS u(t, o)
+             FROM pg_catalog.unnest(@extschema@.kabsd_tables() || ARRAY['refreshes', 'vocabulary']) WITH ORDINALITY AS u(t, o)
              JOIN pg_catalog.pg_class c ON c.relnamespace = nsp AND c.relname = u.t
              ORDER BY u.o
   LOOP
@@ -650,12 +654,35 @@ BEGIN
     END LOOP;
   END LOOP;
 
-  FOR rel IN SELECT c.oid, c.relname FROM pg_catalog.pg_class c
-             WHERE c.relnamespace = nsp AND c.relkind = 'v' ORDER BY c.relname LOOP
+  -- views after the views they read: by the length of their longest chain
+  -- of views read (pg_depend of their rewrite rules), then by name
+  FOR rel IN WITH RECURSIVE v AS (
+               SELECT c.oid, c.relname FROM pg_catalog.pg_class c
+               WHERE c.relnamespace = nsp AND c.relkind = 'v'),
+             reads AS (
+               SELECT DISTINCT w.ev_class AS view, d.refobjid AS read
+               FROM pg_catalog.pg_rewrite w
+               JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+                 AND d.objid = w.oid AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+               WHERE w.ev_class IN (SELECT v.oid FROM v) AND d.refobjid IN (SELECT v.oid FROM v)
+                 AND d.refobjid <> w.ev_class),
+             chain AS (
+               SELECT v.oid, 0 AS depth FROM v
+               UNION ALL
+               SELECT r.view, ch.depth + 1 FROM chain ch JOIN reads r ON r.read = ch.oid)
+             SELECT v.oid, v.relname FROM v JOIN chain ch ON ch.oid = v.oid
+             GROUP BY v.oid, v.relname ORDER BY pg_catalog.max(ch.depth), v.relname LOOP
     out := out || pg_catalog.format(E'CREATE VIEW %I.%I AS\n%s', n, rel.relname,
                                     pg_catalog.pg_get_viewdef(rel.oid, true));
     out := out || pg_catalog.format('COMMENT ON VIEW %I.%I IS %L;', n, rel.relname,
                                     pg_catalog.obj_description(rel.oid, 'pg_class'));
+    FOR x IN SELECT a.attname, pg_catalog.col_description(rel.oid, a.attnum) AS d
+             FROM pg_catalog.pg_attribute a
+             WHERE a.attrelid = rel.oid AND a.attnum > 0 AND NOT a.attisdropped
+               AND pg_catalog.col_description(rel.oid, a.attnum) IS NOT NULL
+             ORDER BY a.attnum LOOP
+      out := out || pg_catalog.format('COMMENT ON COLUMN %I.%I.%I IS %L;', n, rel.relname, x.attname, x.d);
+    END LOOP;
   END LOOP;
   out := out || 'COMMIT;'::text;
   out := out || ARRAY[

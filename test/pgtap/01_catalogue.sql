@@ -1,7 +1,7 @@
 -- The shape of what kabsd_fdw installs and what kabsd_attach() builds.
 \set ON_ERROR_STOP 1
 BEGIN;
-SELECT plan(56);
+SELECT plan(58);
 
 SELECT ok(EXISTS (SELECT 1 FROM pg_foreign_data_wrapper WHERE fdwname = 'kabsd_fdw'), 'the foreign-data wrapper exists');
 SELECT has_function('kabsd_attach', ARRAY['text', 'text']);
@@ -19,8 +19,12 @@ SELECT has_schema('tap');
 SELECT foreign_tables_are('tap_live',
   ARRAY['files', 'items', 'decisions', 'links', 'worklog', 'sections', 'checklist']);
 SELECT tables_are('tap',
-  ARRAY['files', 'items', 'decisions', 'links', 'worklog', 'sections', 'checklist', 'refreshes']);
-SELECT views_are('tap', ARRAY['item_tags']);
+  ARRAY['files', 'items', 'decisions', 'links', 'worklog', 'sections', 'checklist', 'refreshes', 'vocabulary']);
+SELECT views_are('tap', ARRAY['item_tags', 'active', 'tree', 'ready_gate', 'state_changes', 'flow', 'throughput', 'lint']);
+SELECT col_is_pk('tap', 'vocabulary', ARRAY['kind', 'word']::name[], 'vocabulary key');
+SELECT is((SELECT count(*)::int FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0
+           WHERE c.relnamespace = 'tap'::regnamespace AND c.relkind = 'v' AND c.relname <> 'item_tags'
+             AND col_description(c.oid, a.attnum) IS NULL), 0, 'every column of the views has a comment');
 
 -- real PostgreSQL types, so BI tools see dates as dates and lists as arrays
 SELECT col_type_is('tap_live', 'files', 'size', 'bigint', 'files.size');
@@ -44,7 +48,7 @@ SELECT set_eq(
     FROM pg_attribute WHERE attnum > 0 AND attrelid::regclass::text LIKE 'tap_live.%'$$,
   $$SELECT replace(attrelid::regclass::text, 'tap.', 'tap_live.'), attname::text, format_type(atttypid, atttypmod)
     FROM pg_attribute WHERE attnum > 0 AND attrelid IN (SELECT oid FROM pg_class
-      WHERE relnamespace = 'tap'::regnamespace AND relkind = 'r' AND relname <> 'refreshes')
+      WHERE relnamespace = 'tap'::regnamespace AND relkind = 'r' AND relname NOT IN ('refreshes', 'vocabulary'))
       AND attname <> 'target_uid'$$,
   'snapshot columns match the live tables');
 

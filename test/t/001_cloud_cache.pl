@@ -10,7 +10,8 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my @tables = qw(files items decisions links worklog sections checklist refreshes);
+my @tables = qw(files items decisions links worklog sections checklist refreshes vocabulary);
+my @views = qw(item_tags active tree ready_gate state_changes flow throughput lint);
 
 # A checksum of every row of every snapshot table, in key order.
 sub sums
@@ -19,9 +20,23 @@ sub sums
 	my %sum;
 	for my $t (@tables)
 	{
-		my $order = $t eq 'refreshes' ? 'id' : $t =~ /^(files|items|decisions)$/ ? 'path' : 'path, ordinal';
+		my $order = $t eq 'refreshes' ? 'id' : $t eq 'vocabulary' ? 'kind, word'
+		  : $t =~ /^(files|items|decisions)$/ ? 'path' : 'path, ordinal';
 		$sum{$t} = $node->safe_psql($db,
 			"SELECT count(*) || ':' || coalesce(md5(string_agg(x::text, '|' ORDER BY $order)), '') FROM backlog.$t x");
+	}
+	return \%sum;
+}
+
+# A checksum of every row of every view, in the rows' text order.
+sub view_sums
+{
+	my ($node, $db) = @_;
+	my %sum;
+	for my $v (@views)
+	{
+		$sum{$v} = $node->safe_psql($db,
+			"SELECT count(*) || ':' || coalesce(md5(string_agg(x::text, '|' ORDER BY x::text COLLATE \"C\")), '') FROM backlog.$v x");
 	}
 	return \%sum;
 }
@@ -35,6 +50,13 @@ sub same_as_indexer
 	for my $t (@tables)
 	{
 		is($have->{$t}, $want->{$t}, "$what: $t");
+	}
+	# the views answer as on the indexer
+	$want = view_sums($indexer, 'postgres');
+	$have = view_sums($copy, $db);
+	for my $v (@views)
+	{
+		is($have->{$v}, $want->{$v}, "$what: view $v");
 	}
 }
 
@@ -62,8 +84,8 @@ is($indexer->safe_psql('postgres', "SELECT kabsd_publish('backlog')"),
 	'kabsd_backlog', 'publishing again changes nothing');
 is($indexer->safe_psql('postgres',
 		"SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_publication_tables WHERE pubname = 'kabsd_backlog'"),
-	'checklist,decisions,files,items,links,refreshes,sections,worklog',
-	'the publication carries the snapshot and its refreshes');
+	'checklist,decisions,files,items,links,refreshes,sections,vocabulary,worklog',
+	'the publication carries the snapshot, its refreshes and its vocabulary');
 
 # a physical standby
 $indexer->backup('base');
@@ -100,6 +122,14 @@ is($cloud->safe_psql('cloud', "SELECT count(*) FROM backlog.item_tags"),
 	'the views work on the copy');
 is($cloud->safe_psql('cloud', "SELECT col_description('backlog.items'::regclass, 4)"),
 	'Workflow state, as written.', 'the copy has the comments');
+my $view_shape = q{SELECT string_agg(format('%s %s %s', c.relname, a.attname,
+	coalesce(col_description(c.oid, a.attnum), '-')), E'\n' ORDER BY c.relname, a.attnum)
+	FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0
+	WHERE c.relnamespace = 'backlog'::regnamespace AND c.relkind = 'v'};
+is($cloud->safe_psql('cloud', $view_shape), $indexer->safe_psql('postgres', $view_shape),
+	'the copy has the views, their columns and their comments');
+isnt($cloud->safe_psql('cloud', "SELECT count(*) FROM backlog.lint"), '0',
+	'the copy\'s lint finds the example backlog\'s problem');
 ($ret, $stdout, $stderr) = $cloud->psql('cloud', "DELETE FROM backlog.items");
 like($stderr, qr/cannot change snapshot table "backlog.items"/, 'the copy refuses writes too');
 
@@ -167,13 +197,27 @@ same_as_indexer($indexer, $standby, 'postgres', 'standby after a rebuild');
 # A snapshot table dropped on the indexer: the refresh makes it again; it
 # joins the publication empty, and its TRUNCATE clears the copy's rows
 # before the new ones arrive
-$indexer->safe_psql('postgres', 'DROP TABLE backlog.worklog');
+$indexer->safe_psql('postgres', 'DROP TABLE backlog.worklog CASCADE');
 system("sed -i 's/^title: .*/title: Edited again/' $items/story/0000/SHOP-USR-0001_persist-carts.md") == 0 or die;
 is(refresh($indexer), 'rebuilt', 'a dropped table is made again');
 $indexer->wait_for_catchup('backlog');
 $indexer->wait_for_catchup($standby);
 same_as_indexer($indexer, $cloud, 'cloud', 'after a dropped table');
 same_as_indexer($indexer, $standby, 'postgres', 'standby after a dropped table');
+
+# The vocabulary is the indexer's configuration: an edit reaches the copy,
+# whose views follow it
+$indexer->safe_psql('postgres',
+	"INSERT INTO backlog.vocabulary VALUES ('state', 'Parked', 'open', 10); UPDATE backlog.vocabulary SET class = 'open' WHERE kind = 'state' AND word = 'Done'");
+$indexer->wait_for_catchup('backlog');
+$indexer->wait_for_catchup($standby);
+same_as_indexer($indexer, $cloud, 'cloud', 'after a vocabulary edit');
+same_as_indexer($indexer, $standby, 'postgres', 'standby after a vocabulary edit');
+is($cloud->safe_psql('cloud', "SELECT count(*) FROM backlog.active WHERE state = 'Done'"),
+	$indexer->safe_psql('postgres', "SELECT count(*) FROM backlog.items WHERE state = 'Done'"),
+	'the copy counts Done as open, as the indexer says');
+$indexer->safe_psql('postgres',
+	"DELETE FROM backlog.vocabulary WHERE word = 'Parked'; UPDATE backlog.vocabulary SET class = 'done' WHERE kind = 'state' AND word = 'Done'");
 
 # Names that are not valid UTF-8, and a path longer than PATH_MAX: listed
 # with an error, nothing else taken from them, and they replicate
