@@ -126,6 +126,15 @@ SELECT status, files FROM kabsd_refresh('inc');
 SELECT status FROM kabsd_refresh('inc');
 SELECT * FROM matches_rebuild('inc');
 
+-- kabsd_attach(watch => true) hands the backlog to the watcher, which this
+-- server does not run: the attach fails whole, saying what to configure
+\set SHOW_CONTEXT never
+SELECT status FROM kabsd_attach(:'fixtures', 'watched', watch => true);  -- ERROR
+\set SHOW_CONTEXT errors
+SELECT count(*) AS attached FROM kabsd.backlogs WHERE name = 'watched';
+SELECT watched, git_commit IS NOT DISTINCT FROM (SELECT git_commit FROM kabsd.backlogs WHERE name = 'inc') AS same_commit
+FROM kabsd_status('inc');
+
 SELECT kabsd_detach('inc');
 DROP VIEW last_refresh;
 DROP FUNCTION matches_rebuild(text), snapshot_sums(text), snapshot_clear(text);

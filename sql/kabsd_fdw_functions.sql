@@ -463,7 +463,8 @@ $$;
 COMMENT ON FUNCTION kabsd_refresh(text, boolean, text[]) IS
   'Brings the snapshot of one or every attached backlog up to date with its files; full reads every file, not only those whose stamp changed; paths (relative to the root) limits it to those files and directories; a row per backlog';
 
-CREATE OR REPLACE FUNCTION kabsd_attach(root text, name text DEFAULT 'backlog')
+DROP FUNCTION IF EXISTS kabsd_attach(text, text);
+CREATE FUNCTION kabsd_attach(root text, name text DEFAULT 'backlog', watch boolean DEFAULT false)
 RETURNS SETOF kabsd.refresh_result
 LANGUAGE plpgsql
 AS $$
@@ -491,11 +492,15 @@ BEGIN
   INSERT INTO kabsd.backlogs (name, root) VALUES (n, root);
   -- the snapshot's tables are made, filled and indexed by the first refresh
   RETURN QUERY SELECT * FROM @extschema@.kabsd_refresh(n);
+  -- and from then on the watcher follows the files (kabsd_fdw_watch.sql)
+  IF kabsd_attach.watch THEN
+    PERFORM @extschema@.kabsd_watch(n);
+  END IF;
 END
 $$;
 
-COMMENT ON FUNCTION kabsd_attach(text, text) IS
-  'Attaches a backlog directory: a server, live tables, a snapshot of tables with indexes, and a first refresh';
+COMMENT ON FUNCTION kabsd_attach(text, text, boolean) IS
+  'Attaches a backlog directory: a server, live tables, a snapshot of tables with indexes, and a first refresh; watch => true hands it to the watcher (kabsd_watch)';
 
 CREATE OR REPLACE FUNCTION kabsd_detach(name text)
 RETURNS void
@@ -533,7 +538,8 @@ BEGIN
            count(*) FILTER (WHERE l.path IS NULL),
            count(*) FILTER (WHERE s.path IS NULL OR l.path IS NULL
                             OR l.size <> s.size OR l.mtime <> s.mtime) > 0,
-           (SELECT k.git_commit FROM kabsd.backlogs k WHERE k.name = %1$L)
+           (SELECT k.git_commit FROM kabsd.backlogs k WHERE k.name = %1$L),
+           (SELECT k.watch FROM kabsd.backlogs k WHERE k.name = %1$L)
     FROM (SELECT path, size, mtime FROM %2$I.files) l
     FULL JOIN (SELECT path, size, mtime FROM %3$I.files) s ON s.path = l.path$q$,
     kabsd_status.name, kabsd_status.name || '_live', kabsd_status.name);
@@ -541,7 +547,7 @@ END
 $$;
 
 COMMENT ON FUNCTION kabsd_status(text) IS
-  'How stale a snapshot is: files added, changed (size or mtime) and removed since the last refresh, without parsing; and the Git commit the last refresh saw';
+  'How stale a snapshot is: files added, changed (size or mtime) and removed since the last refresh, without parsing; the Git commit the last refresh saw; whether the watcher follows it';
 
 --------------------------------------------------------------------------
 -- The cloud cache: a publication of the snapshot, and the script that

@@ -35,6 +35,7 @@ COMMENT ON COLUMN kabsd.backlogs.git_commit IS 'The Git commit checked out when 
 ALTER TABLE kabsd.refresh_history ADD COLUMN git_commit text;
 COMMENT ON COLUMN kabsd.refresh_history.git_commit IS 'The Git commit checked out when the refresh began (NULL outside a Git work tree): which commit the snapshot reflects';
 ALTER TYPE kabsd.status_result ADD ATTRIBUTE git_commit text;
+ALTER TYPE kabsd.status_result ADD ATTRIBUTE watched boolean;
 
 -- The watcher refreshes the backlogs whose watch is set (kabsd_watch()).
 ALTER TABLE kabsd.backlogs ADD COLUMN watch boolean NOT NULL DEFAULT false;

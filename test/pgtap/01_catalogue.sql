@@ -4,9 +4,9 @@ BEGIN;
 SELECT plan(58);
 
 SELECT ok(EXISTS (SELECT 1 FROM pg_foreign_data_wrapper WHERE fdwname = 'kabsd_fdw'), 'the foreign-data wrapper exists');
-SELECT has_function('kabsd_attach', ARRAY['text', 'text']);
+SELECT has_function('kabsd_attach', ARRAY['text', 'text', 'boolean']);
 SELECT has_function('kabsd_detach', ARRAY['text']);
-SELECT has_function('kabsd_refresh', ARRAY['text', 'boolean']);
+SELECT has_function('kabsd_refresh', ARRAY['text', 'boolean', 'text[]']);
 SELECT has_function('kabsd_status', ARRAY['text']);
 SELECT has_table('kabsd', 'backlogs', 'the registry of attached backlogs');
 SELECT has_table('kabsd', 'refresh_history', 'the refresh history');

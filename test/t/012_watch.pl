@@ -236,9 +236,10 @@ wait_for("SELECT state = 'Unwatched' FROM w.items WHERE path ~ 'ALP-TSK-0001_'",
 	'watched again: the snapshot catches up');
 same_as_rebuild('watched again');
 
-# detached while watched: the watcher lets it go
-query("SELECT kabsd_attach('$backlog', 'w2')");
-query("SELECT kabsd_watch('w2')");
+# attached with watch => true, then detached while watched: the watcher
+# takes it, then lets it go
+query("SELECT kabsd_attach('$backlog', 'w2', watch => true)");
+is(query("SELECT watched FROM kabsd_status('w2')"), 't', 'kabsd_attach(watch => true) watches it');
 wait_for("SELECT query = 'watching 2 backlogs' FROM pg_stat_activity WHERE backend_type = 'kabsd_fdw watcher'",
 	'two backlogs watched');
 query("SELECT kabsd_detach('w2')");
