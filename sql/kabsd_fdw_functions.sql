@@ -639,13 +639,6 @@ BEGIN
          FROM pg_catalog.pg_constraint k WHERE k.conrelid = rel.oid AND k.contype IN ('p', 'u', 'c')) cols));
     out := out || pg_catalog.format('COMMENT ON TABLE %I.%I IS %L;', n, rel.relname,
                                     pg_catalog.obj_description(rel.oid, 'pg_class'));
-    FOR x IN SELECT a.attname, pg_catalog.col_description(rel.oid, a.attnum) AS d
-             FROM pg_catalog.pg_attribute a
-             WHERE a.attrelid = rel.oid AND a.attnum > 0 AND NOT a.attisdropped
-               AND pg_catalog.col_description(rel.oid, a.attnum) IS NOT NULL
-             ORDER BY a.attnum LOOP
-      out := out || pg_catalog.format('COMMENT ON COLUMN %I.%I.%I IS %L;', n, rel.relname, x.attname, x.d);
-    END LOOP;
     FOR x IN SELECT pg_catalog.pg_get_indexdef(i.indexrelid) AS d
              FROM pg_catalog.pg_index i
              WHERE i.indrelid = rel.oid
@@ -682,13 +675,16 @@ BEGIN
                                     pg_catalog.pg_get_viewdef(rel.oid, true));
     out := out || pg_catalog.format('COMMENT ON VIEW %I.%I IS %L;', n, rel.relname,
                                     pg_catalog.obj_description(rel.oid, 'pg_class'));
-    FOR x IN SELECT a.attname, pg_catalog.col_description(rel.oid, a.attnum) AS d
-             FROM pg_catalog.pg_attribute a
-             WHERE a.attrelid = rel.oid AND a.attnum > 0 AND NOT a.attisdropped
-               AND pg_catalog.col_description(rel.oid, a.attnum) IS NOT NULL
-             ORDER BY a.attnum LOOP
-      out := out || pg_catalog.format('COMMENT ON COLUMN %I.%I.%I IS %L;', n, rel.relname, x.attname, x.d);
-    END LOOP;
+  END LOOP;
+  -- the comments of the columns, the tables' and the views' alike
+  FOR x IN SELECT c.relname, a.attname, pg_catalog.col_description(c.oid, a.attnum) AS d
+           FROM pg_catalog.pg_class c
+           JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
+           WHERE c.relnamespace = nsp AND c.relkind IN ('r', 'v')
+             AND a.attnum > 0 AND NOT a.attisdropped
+             AND pg_catalog.col_description(c.oid, a.attnum) IS NOT NULL
+           ORDER BY c.relname, a.attnum LOOP
+    out := out || pg_catalog.format('COMMENT ON COLUMN %I.%I.%I IS %L;', n, x.relname, x.attname, x.d);
   END LOOP;
   out := out || 'COMMIT;'::text;
   out := out || ARRAY[
