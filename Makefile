@@ -25,8 +25,6 @@ PG_CFLAGS = -std=gnu99
 REGRESS = import files items decisions links worklog sections checklist \
 	options readonly planner refresh incremental views
 REGRESS_OPTS = --load-extension=kabsd_fdw
-ISOLATION = refresh_concurrency
-ISOLATION_OPTS = --load-extension=kabsd_fdw
 # TAP tests (several clusters, files changed, processes killed): run by
 # "make installcheck" as a user that may run initdb (not root)
 TAP_TESTS = 1

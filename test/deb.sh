@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Debian package postgresql-15-kabsd-fdw (debian/, pg_buildext)
 # from a copy of this tree, installs it with apt, and runs the pg_regress
-# suites and the isolation specs (the Makefile's REGRESS and ISOLATION)
+# suites (the Makefile's REGRESS)
 # against the installed package: nothing is built or installed from source
 # for the tests.  Needs root (apt-get, dpkg).
 #   bash test/deb.sh
@@ -84,7 +84,7 @@ for f in "$($PG_CONFIG --pkglibdir)/kabsd_fdw.so" \
 	dpkg -S "$f" 2>/dev/null | grep -q "^$PKG: " || fail "$f is not owned by $PKG"
 done
 
-step "pg_regress and isolation specs against the installed package"
+step "pg_regress against the installed package"
 # The tests run from the built copy (cleaned by the build: no .so, no
 # generated SQL in it); the server reads the fixtures, so the copy must be
 # readable by "postgres".
@@ -99,8 +99,6 @@ read_make_var() {
 }
 REGRESS=$(read_make_var REGRESS)
 REGRESS_OPTS=$(read_make_var REGRESS_OPTS)
-ISOLATION=$(read_make_var ISOLATION)
-ISOLATION_OPTS=$(read_make_var ISOLATION_OPTS)
 [ -n "$REGRESS" ] || fail "no REGRESS list in the Makefile"
 PGXS_DIR=$(dirname "$($PG_CONFIG --pgxs)")/..
 BINDIR=$($PG_CONFIG --bindir)
@@ -117,15 +115,6 @@ if ! "$PGXS_DIR/test/regress/pg_regress" --inputdir=. --bindir="$BINDIR" \
 	echo "**** regression.diffs ****"
 	cat regression.diffs 2>/dev/null || true
 	status=1
-fi
-if [ -n "$ISOLATION" ]; then
-	# shellcheck disable=SC2086
-	if ! "$PGXS_DIR/test/isolation/pg_isolation_regress" --inputdir=. \
-		--outputdir=output_iso --bindir="$BINDIR" $ISOLATION_OPTS $ISOLATION; then
-		echo "**** output_iso/regression.diffs ****"
-		cat output_iso/regression.diffs 2>/dev/null || true
-		status=1
-	fi
 fi
 [ $status -eq 0 ] || fail "pg_regress (diffs above)"
 

@@ -3,7 +3,7 @@
 #   - installs the dependencies (test/deps.sh),
 #   - builds and installs the extension,
 #   - starts a throwaway PostgreSQL 15 cluster (test/cluster.sh),
-#   - runs the pg_regress suites, the isolation specs, the pgTAP suite,
+#   - runs the pg_regress suites, the pgTAP suite,
 #     the TAP tests (several clusters; crash, load and memory included),
 #     the Debian package (built, installed, tested), the C unit tests under ASan/UBSan and
 #     valgrind, and the fuzzer for a bounded time.
@@ -34,9 +34,9 @@ trap 'bash test/cluster.sh stop' EXIT
 status=0
 step() { printf '\n=== %s\n' "$*"; }
 
-step "pg_regress and isolation specs"
+step "pg_regress"
 if ! make installcheck TAP_TESTS=; then
-	cat regression.diffs output_iso/regression.diffs 2>/dev/null || true
+	cat regression.diffs 2>/dev/null || true
 	status=1
 fi
 
