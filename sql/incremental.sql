@@ -73,6 +73,7 @@ ALTER TABLE inc.sections DROP CONSTRAINT sections_pkey;
 SELECT status, error FROM kabsd_refresh('inc', full => true);  -- ERROR
 \set SHOW_CONTEXT errors
 -- the failure is on record all the same: written in a transaction of its own
+SELECT kabsd_record_failure('inc', now(), NULL, 'x', NULL);  -- ERROR
 SELECT status, error, sqlstate FROM kabsd.refresh_history WHERE name = 'inc' ORDER BY id DESC LIMIT 1;
 SELECT status, error FROM inc.refreshes ORDER BY id DESC LIMIT 1;
 ALTER TABLE inc.sections ADD PRIMARY KEY (path, ordinal);

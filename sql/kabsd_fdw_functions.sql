@@ -339,6 +339,26 @@ BEGIN
 END
 $$;
 
+-- Writing the snapshot is for its owner: the role that attached it, which
+-- owns its server.  Refreshing, and having the watcher refresh, check it.
+CREATE OR REPLACE FUNCTION kabsd_check_refresh_privilege(name text)
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+DECLARE
+  owner oid;
+BEGIN
+  SELECT v.srvowner INTO owner FROM pg_catalog.pg_foreign_server v
+  WHERE v.srvname = kabsd_check_refresh_privilege.name;
+  IF owner IS NULL OR NOT pg_catalog.pg_has_role(owner, 'USAGE') THEN
+    RAISE EXCEPTION 'permission denied to refresh backlog "%"', kabsd_check_refresh_privilege.name
+      USING ERRCODE = 'insufficient_privilege',
+            DETAIL = 'Refreshing writes the snapshot tables, which only their owner may do.',
+            HINT = 'Run kabsd_refresh() and kabsd_watch() as the role that attached the backlog, or schedule them as that role.';
+  END IF;
+END
+$$;
+
 -- 0.1.0's kabsd_refresh had no paths
 DROP FUNCTION IF EXISTS kabsd_refresh(text, boolean);
 CREATE OR REPLACE FUNCTION kabsd_refresh(name text DEFAULT NULL, full boolean DEFAULT false,
@@ -350,7 +370,6 @@ DECLARE
   res kabsd.refresh_result;
   b record;
   r record;
-  owner oid;
   t0 timestamptz;
   known bigint[];
   created text[];
@@ -375,15 +394,7 @@ BEGIN
            WHERE kabsd_refresh.name IS NULL OR k.name = kabsd_refresh.name
            ORDER BY k.name
   LOOP
-    -- writing the snapshot is for its owner: the role that attached it,
-    -- which owns its server
-    SELECT v.srvowner INTO owner FROM pg_catalog.pg_foreign_server v WHERE v.srvname = b.name;
-    IF owner IS NULL OR NOT pg_catalog.pg_has_role(owner, 'USAGE') THEN
-      RAISE EXCEPTION 'permission denied to refresh backlog "%"', b.name
-        USING ERRCODE = 'insufficient_privilege',
-              DETAIL = 'Refreshing writes the snapshot tables, which only their owner may do.',
-              HINT = 'Run kabsd_refresh() as the role that attached the backlog, or schedule it as that role.';
-    END IF;
+    PERFORM @extschema@.kabsd_check_refresh_privilege(b.name);
     -- one refresh of a backlog at a time: a second one waits here
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('kabsd_refresh:' || b.name, 0));
     t0 := pg_catalog.clock_timestamp();

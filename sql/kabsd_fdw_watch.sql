@@ -26,33 +26,13 @@ CREATE OR REPLACE TRIGGER watch_changed
   AFTER INSERT OR DELETE OR UPDATE OF name, root, watch OR TRUNCATE ON kabsd.backlogs
   FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.kabsd_watch_changed();
 
--- Watching and refreshing are for the backlog's owner, as kabsd_refresh()
--- checks it.
-CREATE OR REPLACE FUNCTION kabsd_check_refresh_privilege(name text, what text)
-RETURNS void
-LANGUAGE plpgsql
-AS $$
-DECLARE
-  owner oid;
-BEGIN
-  SELECT v.srvowner INTO owner FROM pg_catalog.pg_foreign_server v
-  WHERE v.srvname = kabsd_check_refresh_privilege.name;
-  IF owner IS NULL OR NOT pg_catalog.pg_has_role(owner, 'USAGE') THEN
-    RAISE EXCEPTION 'permission denied to % backlog "%"', what, kabsd_check_refresh_privilege.name
-      USING ERRCODE = 'insufficient_privilege',
-            DETAIL = 'Refreshing writes the snapshot tables, which only their owner may do.',
-            HINT = 'Run it as the role that attached the backlog.';
-  END IF;
-END
-$$;
-
 CREATE OR REPLACE FUNCTION kabsd_watch(name text DEFAULT 'backlog')
 RETURNS void
 LANGUAGE plpgsql
 AS $$
 BEGIN
   PERFORM @extschema@.kabsd_check_attached(kabsd_watch.name);
-  PERFORM @extschema@.kabsd_check_refresh_privilege(kabsd_watch.name, 'watch');
+  PERFORM @extschema@.kabsd_check_refresh_privilege(kabsd_watch.name);
   PERFORM @extschema@.kabsd_watch_check(k.root)
   FROM kabsd.backlogs k WHERE k.name = kabsd_watch.name;
   UPDATE kabsd.backlogs k SET watch = true
@@ -69,7 +49,7 @@ LANGUAGE plpgsql
 AS $$
 BEGIN
   PERFORM @extschema@.kabsd_check_attached(kabsd_unwatch.name);
-  PERFORM @extschema@.kabsd_check_refresh_privilege(kabsd_unwatch.name, 'unwatch');
+  PERFORM @extschema@.kabsd_check_refresh_privilege(kabsd_unwatch.name);
   UPDATE kabsd.backlogs k SET watch = false
   WHERE k.name = kabsd_unwatch.name AND k.watch;
 END

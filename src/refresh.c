@@ -214,9 +214,10 @@ git_commit(const char *root)
 			return pstrdup(head.commit);
 		case KB_GIT_ERROR:
 			ereport(WARNING,
-					(errcode(ERRCODE_DATA_CORRUPTED),
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("could not read the Git commit of backlog root \"%s\"", root),
-					 errdetail_internal("%s", head.error)));
+					 errdetail_internal("%s", head.error),
+					 errhint("The refresh records no commit until the server's user can read the repository's .git files.")));
 			return NULL;
 		default:
 			return NULL;
@@ -303,7 +304,7 @@ kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 	TupleDesc	resdesc;
 	Datum		result[8];
 	bool		resnull[8] = {false, false, false, false, false, false, false, false};
-	int64		before[NCOUNTS],
+	int64		before[NCOUNTS] = {0},
 				counts[NCOUNTS],
 				ins[KT_COUNT],
 				del[KT_COUNT];

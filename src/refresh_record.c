@@ -23,6 +23,7 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "storage/dsm.h"
+#include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/snapmgr.h"
@@ -35,7 +36,8 @@ PGDLLEXPORT void kabsd_record_worker_main(Datum arg);
 typedef struct FailureRecord
 {
 	Oid			dbid;
-	Oid			roleid;
+	Oid			sessionid;		/* who connects: a role that logged in */
+	Oid			roleid;			/* who writes: the refresh's role */
 	TimestampTz started_at;
 	Interval	duration;
 	bool		has_sqlstate;
@@ -56,10 +58,10 @@ typedef struct FailureRecord
 Datum
 kabsd_record_failure(PG_FUNCTION_ARGS)
 {
-	text	   *name = PG_GETARG_TEXT_PP(0);
-	text	   *error = PG_GETARG_TEXT_PP(3);
-	Size		name_len = VARSIZE_ANY_EXHDR(name);
-	Size		error_len = VARSIZE_ANY_EXHDR(error);
+	text	   *name;
+	text	   *error;
+	Size		name_len;
+	Size		error_len;
 	dsm_segment *seg;
 	FailureRecord *rec;
 	BackgroundWorker worker;
@@ -67,10 +69,20 @@ kabsd_record_failure(PG_FUNCTION_ARGS)
 	BgwHandleStatus status;
 	bool		recorded;
 
+	for (int i = 0; i < 4; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("only the SQL state of a failed refresh may be null")));
+	name = PG_GETARG_TEXT_PP(0);
+	error = PG_GETARG_TEXT_PP(3);
+	name_len = VARSIZE_ANY_EXHDR(name);
+	error_len = VARSIZE_ANY_EXHDR(error);
 	seg = dsm_create(offsetof(FailureRecord, data) + name_len + error_len + 2, 0);
 	rec = dsm_segment_address(seg);
 	memset(rec, 0, offsetof(FailureRecord, data));
 	rec->dbid = MyDatabaseId;
+	rec->sessionid = GetSessionUserId();
 	rec->roleid = GetUserId();
 	rec->started_at = PG_GETARG_TIMESTAMPTZ(1);
 	rec->duration = *PG_GETARG_INTERVAL_P(2);
@@ -102,7 +114,8 @@ kabsd_record_failure(PG_FUNCTION_ARGS)
 	{
 		dsm_detach(seg);
 		ereport(WARNING,
-				(errmsg("could not record the failed refresh of backlog \"%s\"",
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("could not record the failed refresh of backlog \"%s\"",
 						text_to_cstring(name)),
 				 errdetail("No background worker slot was free."),
 				 errhint("Raise max_worker_processes.")));
@@ -126,7 +139,11 @@ kabsd_record_worker_main(Datum arg)
 	Datum		values[5];
 	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 	StringInfoData sql;
+	Oid			save_userid;
+	int			save_sec;
 
+	/* a shutdown ends it between statements, as any backend */
+	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	seg = dsm_attach(DatumGetUInt32(arg));
 	if (seg == NULL)
@@ -136,13 +153,20 @@ kabsd_record_worker_main(Datum arg)
 	rec = dsm_segment_address(seg);
 	name = rec->data;
 	error = rec->data + rec->name_len + 1;
-	BackgroundWorkerInitializeConnectionByOid(rec->dbid, rec->roleid, 0);
+	/*
+	 * The refresh's role may be one that cannot log in (SET ROLE to the
+	 * owner, or the watcher acting as it): connect as the session's user,
+	 * then write as that role.
+	 */
+	BackgroundWorkerInitializeConnectionByOid(rec->dbid, rec->sessionid, 0);
 	pgstat_report_activity(STATE_RUNNING, "recording a failed refresh");
 
 	/* only inserts, which wait for nobody; a bound all the same */
 	SetConfigOption("lock_timeout", "10s", PGC_USERSET, PGC_S_SESSION);
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(rec->roleid, save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
 
@@ -187,6 +211,7 @@ kabsd_record_worker_main(Datum arg)
 
 	PopActiveSnapshot();
 	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec);
 	CommitTransactionCommand();
 	rec->recorded = true;
 	pgstat_report_activity(STATE_IDLE, NULL);

@@ -23,10 +23,12 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_am.h"
+#include "catalog/pg_opfamily.h"
 #include "common/hashfn.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -244,14 +246,21 @@ open_id_index(const SnapTable *st)
 	{
 		Relation	idx = index_open(lfirst_oid(lc), AccessShareLock);
 
+		/* it must find what the maps find: bytes equal to bytes */
 		if (idx->rd_rel->relam == BTREE_AM_OID && idx->rd_index->indisvalid &&
 			idx->rd_index->indnatts == 1 &&
 			idx->rd_index->indkey.values[0] == st->id_att &&
+			idx->rd_opfamily[0] == TEXT_BTREE_FAM_OID &&
+			get_collation_isdeterministic(idx->rd_indcollation[0]) &&
 			RelationGetIndexPredicate(idx) == NIL &&
 			RelationGetIndexExpressions(idx) == NIL)
+		{
+			list_free(indexes);
 			return idx;
+		}
 		index_close(idx, AccessShareLock);
 	}
+	list_free(indexes);
 	return NULL;
 }
 
