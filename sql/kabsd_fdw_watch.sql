@@ -14,6 +14,11 @@ RETURNS void
 AS 'MODULE_PATHNAME'
 LANGUAGE C STRICT VOLATILE;
 
+-- It probes a path on the server, as the root option does: for the same
+-- roles (and checked again in C).
+REVOKE EXECUTE ON FUNCTION kabsd_watch_check(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kabsd_watch_check(text) TO pg_read_server_files;
+
 -- The watched set may have changed: the watcher reads it again when the
 -- transaction commits.  Any change counts (kabsd_watch, kabsd_unwatch,
 -- kabsd_detach, a hand-written UPDATE); a refresh's does not.

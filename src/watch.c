@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "access/xact.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "common/string.h"
@@ -45,6 +46,7 @@
 #include "commands/dbcommands.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "foreign/foreign.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -56,6 +58,7 @@
 #include "storage/shmem.h"
 #include "storage/spin.h"
 #include "tcop/tcopprot.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -93,6 +96,14 @@ static int	kabsd_watch_poll_interval_ms = 2000;
 
 /* How often a root that is gone, or a failed read of the list, is retried. */
 #define WATCH_RECHECK_MS		1000
+
+/*
+ * At most this many reads of a backlog's inotify queue (8 kB each) in a
+ * pass of the main loop: the rest waits for the next pass (the descriptor
+ * stays readable), so that a flood of events does not hold back the
+ * refreshes that are due, nor a reload.
+ */
+#define WATCH_MAX_READS			64
 
 /*
  * What is watched on each directory.  IN_MODIFY only moves the quiet
@@ -136,6 +147,7 @@ typedef struct Watched
 	char	   *root;			/* kabsd.backlogs.root, as written there */
 	char	   *realroot;		/* resolved, as the walk resolves it */
 	MemoryContext cxt;			/* everything of this backlog */
+	MemoryContext dirs_cxt;		/* dirs and its paths, deleted by watch_close */
 	MemoryContext pending_cxt;	/* the pending paths, reset after a refresh */
 	int			fd;				/* inotify instance, -1 when none */
 	int			rootwd;			/* the root's watch descriptor */
@@ -154,6 +166,7 @@ typedef struct Watched
 
 /* The watcher's state */
 static MemoryContext watch_cxt = NULL;
+static MemoryContext loop_cxt = NULL;	/* a pass's temporaries, reset each pass */
 static List *watched = NIL;		/* of Watched * */
 static WaitEventSet *wait_set = NULL;
 static bool wait_set_stale = true;
@@ -196,6 +209,7 @@ static void go_polled(Watched *w);
 static void clear_pending(Watched *w);
 static TimestampTz due_time(Watched *w);
 static void refresh_backlog(Watched *w, bool polled);
+static char *run_refresh(Watched *w, bool whole, bool *gone);
 static char **sorted_pending(Watched *w);
 static void rebuild_wait_set(void);
 static void report_watching(void);
@@ -316,6 +330,18 @@ kabsd_watch_check(PG_FUNCTION_ARGS)
 	const char *dbname = get_database_name(MyDatabaseId);
 	pid_t		pid = 0;
 	Oid			dboid = InvalidOid;
+
+	/*
+	 * It probes a server path, as the root option does: for the same roles
+	 * (the SQL script grants EXECUTE to pg_read_server_files only; this is
+	 * for a GRANT made by hand).
+	 */
+	if (!has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to watch directory \"%s\"", root),
+				 errdetail("Only roles with privileges of the \"%s\" role may watch a backlog directory.",
+						   "pg_read_server_files")));
 
 	if (watch_shared == NULL || kabsd_watch_database == NULL ||
 		dbname == NULL || strcmp(kabsd_watch_database, dbname) != 0)
@@ -461,18 +487,32 @@ watch_detach_shmem(int code, Datum arg)
  * The worker.  SIGTERM is die(): the next CHECK_FOR_INTERRUPTS ends it
  * with FATAL, which the postmaster restarts after bgw_restart_time unless
  * the server is shutting down.
+ *
+ * SIGINT (pg_cancel_backend) is ignored.  The worker runs no statement of
+ * a client's: while it waits or walks there is nothing to cancel, and the
+ * ERROR a cancel raises there, outside any transaction, would be FATAL and
+ * end the watcher.  Clearing the cancel only while idle would leave a
+ * window between the check and the wait; ignoring the signal has none.  A
+ * refresh that must be stopped is stopped with pg_terminate_backend(): the
+ * watcher comes back and walks each backlog.
+ *
+ * Each pass of the loop runs in loop_cxt, reset at the start of the next:
+ * what outlives a pass is allocated in watch_cxt or a backlog's contexts.
  */
 void
 kabsd_watch_main(Datum main_arg)
 {
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
+	pqsignal(SIGINT, SIG_IGN);
 	BackgroundWorkerUnblockSignals();
 
 	BackgroundWorkerInitializeConnection(kabsd_watch_database, NULL, 0);
 
 	watch_cxt = AllocSetContextCreate(TopMemoryContext, "kabsd_fdw watcher",
 									  ALLOCSET_DEFAULT_SIZES);
+	loop_cxt = AllocSetContextCreate(watch_cxt, "kabsd_fdw watcher pass",
+									 ALLOCSET_DEFAULT_SIZES);
 	if (watch_shared == NULL)
 		elog(FATAL, "kabsd_fdw watcher started without its shared memory");
 	SpinLockAcquire(&watch_shared->mutex);
@@ -488,6 +528,7 @@ kabsd_watch_main(Datum main_arg)
 					kabsd_watch_database)));
 
 	/* changes made while no watcher ran are caught by a walk of each */
+	MemoryContextSwitchTo(loop_cxt);
 	reload_watched(true);
 
 	for (;;)
@@ -499,6 +540,8 @@ kabsd_watch_main(Datum main_arg)
 		int			n;
 		ListCell   *lc;
 
+		MemoryContextSwitchTo(loop_cxt);
+		MemoryContextReset(loop_cxt);
 		CHECK_FOR_INTERRUPTS();
 
 		if (ConfigReloadPending)
@@ -515,7 +558,7 @@ kabsd_watch_main(Datum main_arg)
 					watch_close(w);
 					w->polled = false;
 					w->lost = false;
-					watch_setup(w, "kabsd_fdw.watch_mode changed.");
+					watch_setup(w, gettext_noop("kabsd_fdw.watch_mode changed."));
 				}
 			}
 		}
@@ -554,14 +597,15 @@ kabsd_watch_main(Datum main_arg)
 			if (due == 0 || GetCurrentTimestamp() < due)
 				continue;
 			if (w->lost)
-				watch_setup(w, "Its root was created again.");
+				watch_setup(w, gettext_noop("Its root was created again."));
 			else if (w->polled && !w->full && w->npending == 0)
 				refresh_backlog(w, true);
 			else
 				refresh_backlog(w, false);
 		}
+		/* a reload asked for by a refresh (reload_at 0) is due now */
 		if (reload_needed)
-			next = reload_at;
+			next = reload_at != 0 ? reload_at : GetCurrentTimestamp();
 		foreach(lc, watched)
 		{
 			TimestampTz due = due_time(lfirst(lc));
@@ -654,6 +698,13 @@ reload_watched(bool starting)
 			}
 			MemoryContextSwitchTo(spicxt);
 		}
+		else if (refresh_function != NULL)
+		{
+			/* the extension is gone (or older): nothing to call now */
+			pfree(refresh_function);
+			refresh_function = NULL;
+			refresh_has_paths = false;
+		}
 		SPI_finish();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
@@ -722,7 +773,8 @@ reload_watched(bool starting)
 		if (w == NULL)
 		{
 			w = watched_new(name, root);
-			watch_setup(w, starting ? "The watcher started." : "Watching began.");
+			watch_setup(w, starting ? gettext_noop("The watcher started.") :
+						gettext_noop("Watching began."));
 		}
 		MemoryContextSwitchTo(watch_cxt);
 		watched = lappend(watched, w);
@@ -784,8 +836,8 @@ watch_setup(Watched *w, const char *why)
 		if (!was_lost)
 			ereport(LOG,
 					(errcode_for_file_access(),
-					 errmsg("could not watch backlog \"%s\": could not resolve root \"%s\": %m",
-							w->name, w->root),
+					 errmsg("could not resolve root \"%s\" of backlog \"%s\": %m",
+							w->root, w->name),
 					 errdetail("The watcher looks for the root again every second.")));
 		w->lost = true;
 		w->next_check = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
@@ -810,10 +862,13 @@ watch_setup(Watched *w, const char *why)
 	}
 	wait_set_stale = true;
 
+	/* the table and its paths in a context of their own, for watch_close */
+	w->dirs_cxt = AllocSetContextCreate(w->cxt, "kabsd_fdw watched directories",
+										ALLOCSET_DEFAULT_SIZES);
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = sizeof(int);
 	ctl.entrysize = sizeof(WatchedDir);
-	ctl.hcxt = w->cxt;
+	ctl.hcxt = w->dirs_cxt;
 	w->dirs = hash_create("kabsd_fdw watched directories", 256, &ctl,
 						  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	w->rootwd = -1;
@@ -829,7 +884,10 @@ watch_setup(Watched *w, const char *why)
 	need_full(w, why);
 }
 
-/* Drops every watch of a backlog (closing the instance drops them all). */
+/*
+ * Drops every watch of a backlog (closing the instance drops them all),
+ * and the table of watched directories with their paths.
+ */
 static void
 watch_close(Watched *w)
 {
@@ -839,11 +897,12 @@ watch_close(Watched *w)
 		w->fd = -1;
 		wait_set_stale = true;
 	}
-	if (w->dirs)
+	if (w->dirs_cxt)
 	{
-		hash_destroy(w->dirs);
-		w->dirs = NULL;
+		MemoryContextDelete(w->dirs_cxt);
+		w->dirs_cxt = NULL;
 	}
+	w->dirs = NULL;
 	w->rootwd = -1;
 }
 
@@ -863,7 +922,9 @@ go_polled(Watched *w)
  * through a symbolic link.  The watch is added before the directory is
  * listed, so that what appears meanwhile is seen by one or the other.
  * Returns false when the watch limit was reached (the backlog is then
- * polled), true otherwise.
+ * polled), true otherwise.  A directory watched already keeps its watch
+ * descriptor (inotify returns the same one) and takes its path as it is
+ * now, so that watching a tree again is harmless.
  *
  * XXX A directory reached through a symbolic link inside the root is
  * walked by the refresh but not watched here: a change under it shows at
@@ -884,10 +945,16 @@ add_watches(Watched *w, const char *relpath)
 		WatchedDir *d;
 		bool		found;
 
+		CHECK_FOR_INTERRUPTS();
 		todo = list_delete_last(todo);
 		abs = rel[0] ? psprintf("%s/%s", w->realroot, rel) : pstrdup(w->realroot);
 		if (strlen(abs) >= PATH_MAX)
-			continue;			/* the walk lists it with an error */
+		{
+			/* the walk lists it with an error */
+			pfree(abs);
+			pfree(rel);
+			continue;
+		}
 		wd = inotify_add_watch(w->fd, abs, WATCH_MASK);
 		if (wd < 0)
 		{
@@ -899,22 +966,31 @@ add_watches(Watched *w, const char *relpath)
 						 errdetail("The backlog is refreshed every kabsd_fdw.watch_poll_interval_ms instead."),
 						 errhint("Raise fs.inotify.max_user_watches.")));
 				go_polled(w);
-				need_full(w, "The inotify watch limit was reached.");
+				need_full(w, gettext_noop("The inotify watch limit was reached."));
 				list_free_deep(todo);
+				pfree(abs);
+				pfree(rel);
 				return false;
 			}
-			continue;			/* gone, or unreadable: not walked either */
+			/* gone, or unreadable: not walked either */
+			pfree(abs);
+			pfree(rel);
+			continue;
 		}
 		d = hash_search(w->dirs, &wd, HASH_ENTER, &found);
 		if (found)
 			pfree(d->relpath);
-		d->relpath = MemoryContextStrdup(w->cxt, rel);
+		d->relpath = MemoryContextStrdup(w->dirs_cxt, rel);
 		if (rel[0] == '\0')
 			w->rootwd = wd;
 
 		dir = opendir(abs);
 		if (dir == NULL)
+		{
+			pfree(abs);
+			pfree(rel);
 			continue;
+		}
 		while ((de = readdir(dir)) != NULL)
 		{
 			size_t		len = strlen(de->d_name);
@@ -970,17 +1046,23 @@ drop_watches_under(Watched *w, const char *relpath)
 	}
 }
 
-/* Reads every event queued for a backlog, without waiting. */
+/*
+ * Reads the events queued for a backlog, without waiting: at most
+ * WATCH_MAX_READS buffers; what is left is read in the next pass, the
+ * descriptor being still readable then.
+ */
 static void
 read_events(Watched *w)
 {
 	char		buf[8192] pg_attribute_aligned(__alignof__(struct inotify_event));
 
-	while (w->fd >= 0)
+	for (int reads = 0; w->fd >= 0 && reads < WATCH_MAX_READS; reads++)
 	{
-		ssize_t		len = read(w->fd, buf, sizeof(buf));
+		ssize_t		len;
 		char	   *p;
 
+		CHECK_FOR_INTERRUPTS();
+		len = read(w->fd, buf, sizeof(buf));
 		if (len < 0)
 		{
 			if (errno == EINTR)
@@ -991,7 +1073,7 @@ read_events(Watched *w)
 						(errmsg("could not read inotify events of backlog \"%s\": %m",
 								w->name)));
 				watch_close(w);
-				watch_setup(w, "Its inotify events could not be read.");
+				watch_setup(w, gettext_noop("Its inotify events could not be read."));
 			}
 			return;
 		}
@@ -1023,7 +1105,14 @@ handle_event(Watched *w, const struct inotify_event *ev)
 
 	if (ev->mask & IN_Q_OVERFLOW)
 	{
-		need_full(w, "The inotify event queue overflowed.");
+		/*
+		 * Events were lost, those of directories created meanwhile among
+		 * them: watch again what is there (add_watches keeps the watches it
+		 * finds, with their paths as they are now), then walk it all.  When
+		 * the watch limit is reached, add_watches has made it polled.
+		 */
+		if (add_watches(w, ""))
+			need_full(w, gettext_noop("The inotify event queue overflowed."));
 		return;
 	}
 	d = hash_search(w->dirs, &ev->wd, HASH_FIND, NULL);
@@ -1059,7 +1148,7 @@ handle_event(Watched *w, const struct inotify_event *ev)
 	if (!kb_check_utf8(ev->name, len, &bad_at, &nul))
 	{
 		/* listed by the walk with an escaped path: no path to pass */
-		need_full(w, "A name that is not valid UTF-8 changed.");
+		need_full(w, gettext_noop("A name that is not valid UTF-8 changed."));
 		return;
 	}
 	relpath = d->relpath[0] ? psprintf("%s/%s", d->relpath, ev->name)
@@ -1096,12 +1185,14 @@ add_pending(Watched *w, const char *relpath)
 	if (GetDatabaseEncoding() != PG_UTF8 && !pg_is_ascii(relpath))
 	{
 		/* XXX the path as the snapshot holds it is not built here */
-		need_full(w, "A name that is not ASCII changed in a database that is not UTF8.");
+		need_full(w, gettext_noop("A name that is not ASCII changed in a database that is not UTF8."));
 		return;
 	}
 	if (w->npending >= WATCH_MAX_PATHS)
 	{
-		need_full(w, psprintf("More than %d paths changed.", WATCH_MAX_PATHS));
+		/* a constant, so that it is translated: it names WATCH_MAX_PATHS */
+		StaticAssertStmt(WATCH_MAX_PATHS == 10000, "the message says 10000");
+		need_full(w, gettext_noop("More than 10000 paths changed."));
 		return;
 	}
 	p = hash_search(w->pending, &key, HASH_ENTER, &found);
@@ -1112,7 +1203,10 @@ add_pending(Watched *w, const char *relpath)
 	}
 }
 
-/* The next refresh walks the whole tree; the LOG line says why. */
+/*
+ * The next refresh walks the whole tree; the LOG line says why.  why is a
+ * sentence marked with gettext_noop() by the caller, translated here.
+ */
 static void
 need_full(Watched *w, const char *why)
 {
@@ -1120,7 +1214,7 @@ need_full(Watched *w, const char *why)
 
 	ereport(LOG,
 			(errmsg("full refresh of backlog \"%s\"", w->name),
-			 errdetail_internal("%s", why)));
+			 errdetail("%s", _(why))));
 	if (!w->full)
 		clear_pending(w);
 	w->full = true;
@@ -1198,9 +1292,21 @@ due_time(Watched *w)
  * Refreshes a backlog in a transaction of its own: the pending paths only,
  * or the whole tree (a walk, whose unchanged case reads nothing) when a
  * full refresh is due, when polled, or when kabsd_refresh() takes no
- * paths.  A failure is logged and tried again later, 1 s doubling to 60 s.
- * A backlog no longer watched (unwatched or detached meanwhile) makes the
- * watched set be read again.
+ * paths.  A failure is logged and tried again later, 1 s doubling to 60 s,
+ * and makes the watched set and the function's name be read again (a DROP
+ * EXTENSION fires no trigger of kabsd.backlogs).  A backlog no longer
+ * watched (unwatched or detached meanwhile) makes them be read again too.
+ *
+ * The refresh runs as the backlog's owner (the owner of its foreign
+ * server, the role kabsd_refresh() requires), not as the bootstrap
+ * superuser the watcher connects as: the snapshot tables are the owner's,
+ * and so may be their triggers, index expressions and defaults.  As
+ * autovacuum and REFRESH MATERIALIZED VIEW do, the switch is a security-
+ * restricted operation with search_path set to "pg_catalog, pg_temp", so
+ * that nothing the owner plants runs with more than the owner's rights.
+ * kabsd_refresh() does nothing a restricted operation refuses: its tables
+ * are not temporary, NOTIFY is allowed, and kabsd_record_failure() starts
+ * its worker as the session's user, which then writes as this role.
  */
 static void
 refresh_backlog(Watched *w, bool polled)
@@ -1208,8 +1314,8 @@ refresh_backlog(Watched *w, bool polled)
 	MemoryContext oldcxt = CurrentMemoryContext;
 	bool		whole = polled || w->full || !refresh_has_paths;
 	char	   *activity;
-	char	   *failure = NULL;
-	bool		gone = false;
+	char	   *volatile failure = NULL;
+	volatile bool gone = false;
 
 	if (refresh_function == NULL)
 		return;
@@ -1222,60 +1328,39 @@ refresh_backlog(Watched *w, bool polled)
 	StartTransactionCommand();
 	PG_TRY();
 	{
-		StringInfoData sql;
-		Datum		args[2];
-		Oid			types[2] = {TEXTOID, TEXTARRAYOID};
-		int			ret;
+		ForeignServer *server;
+		Oid			save_userid;
+		int			save_sec_context;
+		int			save_nestlevel;
 
-		SPI_connect();
-		PushActiveSnapshot(GetTransactionSnapshot());
 		pgstat_report_activity(STATE_RUNNING, activity);
-
-		initStringInfo(&sql);
-		appendStringInfo(&sql,
-						 "SELECT r.status, r.error FROM kabsd.backlogs b,"
-						 " LATERAL %s(b.name%s) r"
-						 " WHERE b.name = $1 AND b.watch",
-						 refresh_function, whole ? "" : ", paths => $2");
-		args[0] = CStringGetTextDatum(w->name);
-		if (whole)
-			args[1] = (Datum) 0;
+		server = GetForeignServerByName(w->name, true);
+		if (server == NULL)
+			gone = true;		/* detached meanwhile */
 		else
 		{
-			Datum	   *elems = palloc(sizeof(Datum) * w->npending);
-			char	  **paths = sorted_pending(w);
+			char	   *why = NULL;
+			bool		none = false;
 
-			for (int i = 0; i < w->npending; i++)
-				elems[i] = CStringGetTextDatum(paths[i]);
-			args[1] = PointerGetDatum(construct_array(elems, w->npending, TEXTOID,
-													  -1, false, TYPALIGN_INT));
+			GetUserIdAndSecContext(&save_userid, &save_sec_context);
+			SetUserIdAndSecContext(server->owner,
+								   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+								   SECURITY_RESTRICTED_OPERATION);
+			save_nestlevel = NewGUCNestLevel();
+			(void) set_config_option("search_path", "pg_catalog, pg_temp",
+									 PGC_USERSET, PGC_S_SESSION,
+									 GUC_ACTION_SAVE, true, 0, false);
+			why = run_refresh(w, whole, &none);
+			AtEOXact_GUC(false, save_nestlevel);
+			SetUserIdAndSecContext(save_userid, save_sec_context);
+			failure = why;
+			gone = none;
 		}
-		ret = SPI_execute_with_args(sql.data, whole ? 1 : 2, types, args,
-									NULL, false, 0);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "could not refresh backlog \"%s\": %s", w->name,
-				 SPI_result_code_string(ret));
-		if (SPI_processed == 0)
-			gone = true;
-		else
-		{
-			char	   *status = SPI_getvalue(SPI_tuptable->vals[0],
-											  SPI_tuptable->tupdesc, 1);
-
-			if (status == NULL || strcmp(status, "failed") == 0)
-			{
-				char	   *error = SPI_getvalue(SPI_tuptable->vals[0],
-												 SPI_tuptable->tupdesc, 2);
-
-				failure = MemoryContextStrdup(watch_cxt, error ? error : "unknown error");
-			}
-		}
-		SPI_finish();
-		PopActiveSnapshot();
 		CommitTransactionCommand();
 	}
 	PG_CATCH();
 	{
+		/* the abort puts the user, its context and the settings back */
 		ErrorData  *edata;
 
 		MemoryContextSwitchTo(watch_cxt);
@@ -1310,6 +1395,8 @@ refresh_backlog(Watched *w, bool polled)
 				(errmsg("could not refresh backlog \"%s\": %s", w->name, failure),
 				 errdetail("The watcher tries again in %d ms.", w->retry_ms)));
 		pfree(failure);
+		/* the backlog, or the extension, may be gone: read them again */
+		reload_needed = true;
 		/* a polled backlog is tried again at the retry time too */
 		if (polled)
 			w->next_check = w->retry_at;
@@ -1341,6 +1428,70 @@ refresh_backlog(Watched *w, bool polled)
 	w->retry_at = 0;
 	w->full = false;
 	clear_pending(w);
+}
+
+/*
+ * The refresh's query, as the backlog's owner, in the caller's transaction:
+ * kabsd_refresh() through the kabsd.backlogs row, so that a backlog
+ * unwatched meanwhile is not refreshed (*gone is then set).  The function
+ * and the table are named with their schemas, search_path being
+ * pg_catalog's only.  Returns the error of a failed refresh, in watch_cxt,
+ * or NULL.
+ */
+static char *
+run_refresh(Watched *w, bool whole, bool *gone)
+{
+	char	   *failure = NULL;
+	StringInfoData sql;
+	Datum		args[2];
+	Oid			types[2] = {TEXTOID, TEXTARRAYOID};
+	int			ret;
+
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT r.status, r.error FROM kabsd.backlogs b,"
+					 " LATERAL %s(b.name%s) r"
+					 " WHERE b.name = $1 AND b.watch",
+					 refresh_function, whole ? "" : ", paths => $2");
+	args[0] = CStringGetTextDatum(w->name);
+	if (whole)
+		args[1] = (Datum) 0;
+	else
+	{
+		Datum	   *elems = palloc(sizeof(Datum) * w->npending);
+		char	  **paths = sorted_pending(w);
+
+		for (int i = 0; i < w->npending; i++)
+			elems[i] = CStringGetTextDatum(paths[i]);
+		args[1] = PointerGetDatum(construct_array(elems, w->npending, TEXTOID,
+												  -1, false, TYPALIGN_INT));
+	}
+	ret = SPI_execute_with_args(sql.data, whole ? 1 : 2, types, args,
+								NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not refresh backlog \"%s\": %s", w->name,
+			 SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+		*gone = true;
+	else
+	{
+		char	   *status = SPI_getvalue(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 1);
+
+		if (status == NULL || strcmp(status, "failed") == 0)
+		{
+			char	   *error = SPI_getvalue(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc, 2);
+
+			failure = MemoryContextStrdup(watch_cxt, error ? error : "unknown error");
+		}
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	return failure;
 }
 
 static int
