@@ -86,19 +86,21 @@ open_beneath(const char *root, size_t rootlen, int root_fd, const char *path,
 			 int flags)
 {
 #ifdef SYS_openat2
-	const char *rel = path + rootlen;
+	const char *rel;
 	int			dirfd = root_fd;
 	int			fd;
 	int			save;
 	struct open_how how;
 
-	while (*rel == '/')
-		rel++;
+	/* path is below root, or it is not opened: checked before reading past */
 	if (strncmp(path, root, rootlen) != 0)
 	{
 		errno = EXDEV;
 		return -1;
 	}
+	rel = path + rootlen;
+	while (*rel == '/')
+		rel++;
 	if (dirfd < 0)
 		dirfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd < 0)
@@ -328,12 +330,14 @@ kb_walk_open(const KbAlloc *a, const char *root, KbScope scope,
 		push_dir(w, "", real, (uint64_t) st.st_dev, (uint64_t) st.st_ino) != KB_OK)
 	{
 		*err = ENOMEM;
+		kb_walk_close(w);
 		return NULL;
 	}
 	if (w->depth == 0)
 	{
 		/* root itself could not be listed */
 		*err = EACCES;
+		kb_walk_close(w);
 		return NULL;
 	}
 	return w;
@@ -726,7 +730,8 @@ kb_walk_close(KbWalk *w)
 		free_frame(w->a, &w->stack[--w->depth]);
 	if (w->stack)
 		w->a->free(w->a->ctx, w->stack);
-	w->a->free(w->a->ctx, w->root);
+	if (w->root)
+		w->a->free(w->a->ctx, w->root);
 	if (w->product)
 		w->a->free(w->a->ctx, w->product);
 	w->a->free(w->a->ctx, w);
