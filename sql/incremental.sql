@@ -76,6 +76,14 @@ SELECT status, error FROM kabsd_refresh('inc', full => true);  -- ERROR
 SELECT kabsd_record_failure('inc', now(), NULL, 'x', NULL);  -- ERROR
 SELECT status, error, sqlstate FROM kabsd.refresh_history WHERE name = 'inc' ORDER BY id DESC LIMIT 1;
 SELECT status, error FROM inc.refreshes ORDER BY id DESC LIMIT 1;
+-- unless this transaction holds a lock the recording would wait for: then
+-- it says so at once rather than wait for itself
+BEGIN;
+LOCK TABLE kabsd.refresh_history IN SHARE MODE;
+\set SHOW_CONTEXT never
+SELECT status FROM kabsd_refresh('inc', full => true);  -- ERROR
+\set SHOW_CONTEXT errors
+ROLLBACK;
 ALTER TABLE inc.sections ADD PRIMARY KEY (path, ordinal);
 DROP ROLE IF EXISTS regress_kabsd_other;
 CREATE ROLE regress_kabsd_other IN ROLE pg_read_server_files;

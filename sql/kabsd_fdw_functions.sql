@@ -379,6 +379,7 @@ DECLARE
   state text;
   detail text;
   failed text[] := '{}';
+  recorded boolean;
   first_error text;
   first_state text;
 BEGIN
@@ -442,13 +443,15 @@ BEGIN
       -- raised below rolls back the caller's.
       GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, state = RETURNED_SQLSTATE,
                               detail = PG_EXCEPTION_DETAIL;
-      PERFORM @extschema@.kabsd_record_failure(b.name, t0, pg_catalog.clock_timestamp() - t0,
-                                               msg, state);
+      recorded := @extschema@.kabsd_record_failure(b.name, t0, pg_catalog.clock_timestamp() - t0,
+                                                   msg, state);
       IF kabsd_refresh.name IS NOT NULL THEN
         RAISE EXCEPTION 'could not refresh backlog "%": %', b.name, msg
           USING ERRCODE = state,
                 DETAIL = pg_catalog.concat_ws(' ', 'The previous snapshot is kept.', nullif(detail, '')),
-                HINT = 'kabsd.refresh_history records the failure; the next kabsd_refresh() tries again.';
+                HINT = CASE WHEN recorded
+                            THEN 'kabsd.refresh_history records the failure; the next kabsd_refresh() tries again.'
+                            ELSE 'The next kabsd_refresh() tries again.' END;
       END IF;
       -- every backlog: the others are tried, then the first failure is raised
       failed := failed || b.name::text;

@@ -16,16 +16,20 @@
  */
 #include "kabsd_fdw.h"
 
+#include "access/relation.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "storage/dsm.h"
+#include "storage/lmgr.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -47,6 +51,26 @@ typedef struct FailureRecord
 	char		sqlstate[6];
 	char		data[FLEXIBLE_ARRAY_MEMBER];	/* name\0error\0 */
 } FailureRecord;
+
+/*
+ * Does this transaction hold a lock on the table that an INSERT would wait
+ * for?  The worker would then wait for us while we wait for it.
+ */
+static bool
+insert_would_wait(const char *nspname, const char *relname)
+{
+	Oid			nsp = get_namespace_oid(nspname, true);
+	Oid			relid = OidIsValid(nsp) ? get_relname_relid(relname, nsp) : InvalidOid;
+	Relation	rel;
+	bool		held;
+
+	if (!OidIsValid(relid))
+		return false;
+	rel = relation_open(relid, NoLock);
+	held = CheckRelationLockedByMe(rel, ShareLock, true);
+	relation_close(rel, NoLock);
+	return held;
+}
 
 /*
  * kabsd_record_failure(name, started_at, duration, error, sqlstate):
@@ -97,6 +121,18 @@ kabsd_record_failure(PG_FUNCTION_ARGS)
 		text_to_cstring_buffer(PG_GETARG_TEXT_PP(4), rec->sqlstate,
 							   sizeof(rec->sqlstate));
 		rec->has_sqlstate = true;
+	}
+
+	if (insert_would_wait("kabsd", "refresh_history") ||
+		insert_would_wait(text_to_cstring(name), "refreshes"))
+	{
+		dsm_detach(seg);
+		ereport(WARNING,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("could not record the failed refresh of backlog \"%s\"",
+						text_to_cstring(name)),
+				 errdetail("This transaction holds a lock on the refresh history that the recording would wait for.")));
+		PG_RETURN_BOOL(false);
 	}
 
 	memset(&worker, 0, sizeof(worker));
