@@ -319,6 +319,7 @@ extern void kabsd_known_keep_stamps(KnownPaths *kp, bool keep);
 extern bool kabsd_known_next_gone(KnownPaths *kp, const char **path,
 								  ItemPointer files_tid);
 extern uint64 kabsd_known_count(const KnownPaths *kp);
+extern int64 kabsd_known_files_rows(const KnownPaths *kp);
 extern Size kabsd_known_list_bytes(const KnownPaths *kp);
 extern void kabsd_known_end(KnownPaths *kp);
 

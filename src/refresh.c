@@ -154,10 +154,12 @@ count_rows(Relation rel, Snapshot snapshot, AttrNumber att)
 
 /*
  * The tables' row counts after the refresh: from the counts before and
- * what was written when they add up, else counted.
+ * what was written when they add up, else counted.  files_rows is the
+ * files table's row count when the refresh began (-1: unknown).
  */
 static void
-final_counts(RefreshState *rs, bool have, const int64 *before, int64 *counts)
+final_counts(RefreshState *rs, bool have, const int64 *before, int64 *counts,
+			 int64 files_rows)
 {
 	Snapshot	snapshot;
 	SnapTable  *files = &rs->t[KT_FILES];
@@ -182,13 +184,17 @@ final_counts(RefreshState *rs, bool have, const int64 *before, int64 *counts)
 		known = false;
 
 	/*
-	 * Rows deleted past the guard make the counts before wrong: the files
-	 * table is counted each time (one scan, nothing compared), and every
-	 * table when it does not add up.
+	 * Rows deleted past the guard make the counts before wrong.  The files
+	 * table's count tells: the one the stamps' scan found when the refresh
+	 * began, or a count now when that scan read only some paths.  Every
+	 * table is counted when it does not add up.
 	 */
 	CommandCounterIncrement();
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
-	if (!known || count_rows(files->rel, snapshot, 0) != counts[KT_FILES])
+	if (known && !files->empty)
+		known = files_rows >= 0 ? files_rows == before[KT_FILES] :
+			count_rows(files->rel, snapshot, 0) == counts[KT_FILES];
+	if (!known)
 	{
 		for (int t = 0; t < KT_COUNT; t++)
 			counts[t] = count_rows(rs->t[t].rel, snapshot, 0);
@@ -255,8 +261,13 @@ read_listed(RefreshState *rs, WorkList *wl, const Oid *relids,
 								  nworkers);
 	}
 	else
+	{
+		/* a few files: their links' targets are looked up, not mapped */
+		if (wl->n <= FEW_FILES)
+			kabsd_targets_by_index(rs);
 		analyzer = kabsd_analyzer_begin(wl->root, opts->max_file_size,
 										KB_NEED_ALL, CurrentMemoryContext);
+	}
 	initStringInfo(&pathbuf);
 	for (int64 i = 0; i < wl->n; i++)
 	{
@@ -325,6 +336,7 @@ kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 	int			npaths = 0;
 	bool		targeted;
 	char	   *commit;
+	int64		files_rows;
 
 	if (PG_NARGS() != 6)
 		ereport(ERROR,
@@ -484,9 +496,6 @@ kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 
 	if (kp)
 	{
-		/* a few files: their links' targets are looked up, not mapped */
-		if (wl.n <= FEW_FILES)
-			kabsd_targets_by_index(&rs);
 		workers += read_listed(&rs, &wl, relids, &opts, nworkers, filecxt);
 		/* parallel mode is over: what was kept is written */
 		kabsd_known_keep_stamps(kp, false);
@@ -500,6 +509,7 @@ kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(filecxt);
 		}
+		files_rows = kabsd_known_files_rows(kp);
 		kabsd_known_end(kp);
 		kabsd_diff_end_scans(&rs);
 		if (!kabsd_write_deferred_links(&rs, filecxt) && rs.targets_sum != 0)
@@ -508,7 +518,7 @@ kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 			kabsd_diff_retarget_links(&rs, filecxt);
 		}
 		kabsd_write_flush(&rs);
-		final_counts(&rs, have_counts, before, counts);
+		final_counts(&rs, have_counts, before, counts, files_rows);
 	}
 
 	for (int t = 0; t < KT_COUNT; t++)

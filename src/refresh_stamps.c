@@ -160,6 +160,7 @@ struct KnownPaths
 {
 	known_hash *paths;
 	Size		list_bytes;		/* their paths as a list to read would take */
+	int64		files_rows;		/* rows of the files table; -1: not all read */
 	Relation	stamps;			/* kabsd.file_stamps */
 	TupleTableSlot *slot;
 	Datum		backlog;		/* the backlog's name, as text */
@@ -308,6 +309,7 @@ kabsd_known_load(RefreshState *rs, const char *const *paths, int npaths,
 	kp->snapshot = RegisterSnapshot(rs->snapshot);
 	kp->paths = known_create(cxt, 1024, NULL);
 
+	kp->files_rows = npaths > 0 ? -1 : 0;
 	scan = table_beginscan(files->rel, kp->snapshot, 0, NULL);
 	while (table_scan_getnextslot(scan, ForwardScanDirection, files->old_slot))
 	{
@@ -315,6 +317,8 @@ kabsd_known_load(RefreshState *rs, const char *const *paths, int npaths,
 		KnownPath  *k;
 
 		CHECK_FOR_INTERRUPTS();
+		if (npaths == 0)
+			kp->files_rows++;
 		slot_getsomeattrs(files->old_slot, files->path_att);
 		if (files->old_slot->tts_isnull[files->path_att - 1] ||
 			!path_wanted(kp, files->old_slot->tts_values[files->path_att - 1]))
@@ -455,6 +459,16 @@ kabsd_known_next_gone(KnownPaths *kp, const char **path, ItemPointer files_tid)
 		return true;
 	}
 	return false;
+}
+
+/*
+ * The rows the files table had when the refresh began, or -1 when a
+ * targeted refresh read only some of them.
+ */
+int64
+kabsd_known_files_rows(const KnownPaths *kp)
+{
+	return kp->files_rows;
 }
 
 uint64

@@ -71,6 +71,20 @@ $node->safe_psql('postgres', "SELECT kabsd_refresh('backlog')");
 is($node->safe_psql('postgres', "SELECT git_commit FROM kabsd.backlogs WHERE name = 'backlog'"),
 	$first, 'a branch switch, refs packed: the commit checked out now');
 
+# a repository that cannot be read is no reason to fail the refresh: it
+# says why, and records no commit
+open(my $head, '>', "$repo/.git/HEAD") or die "could not write HEAD: $!";
+print $head "not a ref\n";
+close $head;
+my ($bad_ret, $bad_out, $bad_err) = $node->psql('postgres', "SELECT status FROM kabsd_refresh('backlog')");
+is($bad_ret, 0, 'a broken HEAD does not fail the refresh');
+like($bad_err, qr/WARNING:  could not read the Git commit of backlog root/, 'it says why');
+is($node->safe_psql('postgres', "SELECT git_commit IS NULL FROM kabsd.refresh_history ORDER BY id DESC LIMIT 1"),
+	't', 'and records no commit');
+open($head, '>', "$repo/.git/HEAD") or die "could not write HEAD: $!";
+print $head "ref: refs/heads/other\n";
+close $head;
+
 $node->safe_psql('postgres', "SELECT kabsd_attach('$bare/backlog', 'nogit')");
 is($node->safe_psql('postgres', "SELECT git_commit IS NULL FROM kabsd_status('nogit')"),
 	't', 'outside a Git work tree the commit is NULL');
