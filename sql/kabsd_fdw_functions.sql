@@ -282,6 +282,13 @@ BEGIN
   EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS items_parent_idx ON %I.items (parent)', n);
   EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS items_product_idx ON %I.items (product)', n);
   EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS decisions_id_idx ON %I.decisions (id)', n);
+  -- a wikilink names an id or a file: a refresh of a few files looks its
+  -- target up by file name (the last path component without ".md"; the
+  -- refresh recognizes this expression, src/refresh_targets.c)
+  EXECUTE pg_catalog.format($q$CREATE INDEX IF NOT EXISTS items_file_name_idx ON %I.items
+    (pg_catalog.regexp_replace(path, '^.*/|\.md$', '', 'g'))$q$, n);
+  EXECUTE pg_catalog.format($q$CREATE INDEX IF NOT EXISTS decisions_file_name_idx ON %I.decisions
+    (pg_catalog.regexp_replace(path, '^.*/|\.md$', '', 'g'))$q$, n);
   EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS links_target_uid_idx ON %I.links (target_uid)', n);
   EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS worklog_item_uid_idx ON %I.worklog (item_uid)', n);
   EXECUTE pg_catalog.format($q$CREATE INDEX IF NOT EXISTS sections_fts_idx ON %I.sections USING gin

@@ -226,8 +226,9 @@ typedef struct SnapTable
 	TupleTableSlot *old_slot;
 	TupleTableSlot *new_slot;
 	TupleTableSlot *min_slot;	/* rows kept in a tuplestore */
-	Relation	ididx;			/* items and decisions: the index on id, when
-								 * targets are looked up (refresh_targets.c) */
+	Relation	ididx;			/* items and decisions: the indexes on id and */
+	Relation	nameidx;		/* on file name, when targets are looked up
+								 * (refresh_targets.c) */
 	/* the leader's writing (refresh_write.c) */
 	struct ResultRelInfo *rri;
 	TupleTableSlot **bulk;		/* empty tables: rows batched for the heap */
@@ -311,8 +312,9 @@ extern uint64 kabsd_fingerprint_start(const KabsdOptions *opts);
 extern uint64 kabsd_fingerprint_entry(uint64 h, const KbEntry *e);
 extern Datum kabsd_fingerprint_text(uint64 h, int64 nfiles);
 extern int64 kabsd_file_stamp(uint64 salt, const KbEntry *e);
-extern KnownPaths *kabsd_known_load(RefreshState *rs, const char *const *paths,
-									int npaths, MemoryContext cxt);
+extern KnownPaths *kabsd_known_load(RefreshState *rs, const char *root,
+									const char *const *paths, int npaths,
+									MemoryContext cxt);
 extern bool kabsd_known_walked(KnownPaths *kp, const KbEntry *e, int64 stamp,
 							   bool full, ItemPointer files_tid);
 extern void kabsd_known_keep_stamps(KnownPaths *kp, bool keep);

@@ -185,22 +185,23 @@ final_counts(RefreshState *rs, bool have, const int64 *before, int64 *counts,
 
 	/*
 	 * Rows deleted past the guard make the counts before wrong.  The files
-	 * table's count tells: the one the stamps' scan found when the refresh
-	 * began, or a count now when that scan read only some paths.  Every
-	 * table is counted when it does not add up.
+	 * table's count, which the stamps' scan found when the refresh began,
+	 * tells; every table is counted when it does not add up.  A targeted
+	 * refresh read only some rows, and counting the rest would cost more
+	 * than its work: it goes by the counts on record, and the next whole
+	 * refresh checks them.
 	 */
-	CommandCounterIncrement();
-	snapshot = RegisterSnapshot(GetLatestSnapshot());
-	if (known && !files->empty)
-		known = files_rows >= 0 ? files_rows == before[KT_FILES] :
-			count_rows(files->rel, snapshot, 0) == counts[KT_FILES];
+	if (known && !files->empty && files_rows >= 0)
+		known = files_rows == before[KT_FILES];
 	if (!known)
 	{
+		CommandCounterIncrement();
+		snapshot = RegisterSnapshot(GetLatestSnapshot());
 		for (int t = 0; t < KT_COUNT; t++)
 			counts[t] = count_rows(rs->t[t].rel, snapshot, 0);
 		counts[KT_COUNT] = count_rows(files->rel, snapshot, files->error_att);
+		UnregisterSnapshot(snapshot);
 	}
-	UnregisterSnapshot(snapshot);
 }
 
 /*
@@ -439,7 +440,8 @@ kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 		}
 		else
 		{
-			kp = kabsd_known_load(&rs, paths, npaths, CurrentMemoryContext);
+			kp = kabsd_known_load(&rs, opts.root, paths, npaths,
+								  CurrentMemoryContext);
 			initStringInfo(&pathbuf);
 			for (int64 i = 0; i < walked.n; i++)
 			{
@@ -457,7 +459,7 @@ kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 		 * Every file is read.  When there are many, the workers start
 		 * first and read while the walk goes on.
 		 */
-		kp = kabsd_known_load(&rs, NULL, 0, CurrentMemoryContext);
+		kp = kabsd_known_load(&rs, opts.root, NULL, 0, CurrentMemoryContext);
 		stream = nworkers > 0 &&
 			kabsd_known_count(kp) >= (uint64) Max(1, kabsd_min_parallel_refresh_files);
 		if (stream)

@@ -18,15 +18,23 @@
  */
 #include "kabsd_fdw.h"
 
+#include <sys/stat.h>
+
+#include "access/genam.h"
 #include "access/heapam.h"
+#include "access/nbtree.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "catalog/index.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_opfamily.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -162,6 +170,8 @@ struct KnownPaths
 	Size		list_bytes;		/* their paths as a list to read would take */
 	int64		files_rows;		/* rows of the files table; -1: not all read */
 	Relation	stamps;			/* kabsd.file_stamps */
+	Relation	stampidx;		/* its index on (backlog, path), when it has it */
+	struct IndexInfo *stampidx_info;
 	TupleTableSlot *slot;
 	Datum		backlog;		/* the backlog's name, as text */
 	Snapshot	snapshot;
@@ -176,18 +186,40 @@ struct KnownPaths
 };
 
 /*
- * Opens kabsd.file_stamps, the stamps of every backlog's files, for
- * writing.  It is the extension's own table, written only here, so it is
- * found by name and never taken from the caller.  Rows go in and out by
- * their TIDs: the table has no index to keep.
+ * Is idx the index kabsd_fdw makes on kabsd.file_stamps: a btree on
+ * (backlog, path), the columns as they are, bytes equal to bytes?
  */
-static Relation
-open_stamps(void)
+static bool
+is_stamps_index(Relation idx)
+{
+	return idx->rd_rel->relam == BTREE_AM_OID && idx->rd_index->indisvalid &&
+		idx->rd_index->indnatts == 2 &&
+		idx->rd_index->indkey.values[0] == 1 &&
+		idx->rd_index->indkey.values[1] == 2 &&
+		idx->rd_opfamily[0] == TEXT_BTREE_FAM_OID &&
+		idx->rd_opfamily[1] == TEXT_BTREE_FAM_OID &&
+		get_collation_isdeterministic(idx->rd_indcollation[0]) &&
+		get_collation_isdeterministic(idx->rd_indcollation[1]) &&
+		RelationGetIndexExpressions(idx) == NIL &&
+		RelationGetIndexPredicate(idx) == NIL;
+}
+
+/*
+ * Opens kabsd.file_stamps, the stamps of every backlog's files, for
+ * writing, with its index on (backlog, path) when it has it.  It is the
+ * extension's own table, written only here, so it is found by name and
+ * never taken from the caller.  Rows go in and out by their TIDs, and
+ * this index is the one kept as they go in: any other would go stale.
+ */
+static void
+open_stamps(KnownPaths *kp)
 {
 	Oid			nsp = get_namespace_oid("kabsd", false);
 	Oid			relid = get_relname_relid("file_stamps", nsp);
 	Relation	rel;
 	TupleDesc	desc;
+	List	   *indexes;
+	bool		altered;
 
 	if (!OidIsValid(relid))
 		ereport(ERROR,
@@ -196,16 +228,26 @@ open_stamps(void)
 				 errhint("Run ALTER EXTENSION kabsd_fdw UPDATE.")));
 	rel = table_open(relid, RowExclusiveLock);
 	desc = RelationGetDescr(rel);
-	if (rel->rd_rel->relkind != RELKIND_RELATION || desc->natts != 3 ||
+	indexes = RelationGetIndexList(rel);
+	altered = rel->rd_rel->relkind != RELKIND_RELATION || desc->natts != 3 ||
 		TupleDescAttr(desc, 0)->atttypid != TEXTOID ||
 		TupleDescAttr(desc, 1)->atttypid != TEXTOID ||
 		TupleDescAttr(desc, 2)->atttypid != INT8OID ||
-		RelationGetForm(rel)->relhasindex || rel->trigdesc != NULL)
+		rel->trigdesc != NULL || list_length(indexes) > 1;
+	kp->stamps = rel;
+	kp->stampidx = NULL;
+	if (!altered && indexes != NIL)
+	{
+		kp->stampidx = index_open(linitial_oid(indexes), RowExclusiveLock);
+		altered = !is_stamps_index(kp->stampidx);
+		kp->stampidx_info = BuildIndexInfo(kp->stampidx);
+	}
+	list_free(indexes);
+	if (altered)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("table \"kabsd.file_stamps\" was altered"),
-				 errdetail("The refresh writes rows of (backlog text, path text, stamp bigint) by their TIDs: the table must have those columns and no index or trigger.")));
-	return rel;
+				 errdetail("The refresh writes rows of (backlog text, path text, stamp bigint) by their TIDs: the table must have those columns, no trigger, and no index but its own on (backlog, path).")));
 }
 
 /* Is a text value the C string s? */
@@ -257,6 +299,11 @@ put_stamp(KnownPaths *kp, KnownPath *k, const char *path, int64 stamp)
 	slot->tts_isnull[2] = false;
 	ExecStoreVirtualTuple(slot);
 	simple_table_tuple_insert(kp->stamps, slot);
+	/* the index's two columns lead the row */
+	if (kp->stampidx)
+		index_insert(kp->stampidx, slot->tts_values, slot->tts_isnull,
+					 &slot->tts_tid, kp->stamps, UNIQUE_CHECK_NO, false,
+					 kp->stampidx_info);
 	/* the walk stamps every changed file: nothing of it may pile up (the
 	 * slot holds its own copy once the row is written) */
 	ExecClearTuple(slot);
@@ -284,56 +331,70 @@ path_wanted(const KnownPaths *kp, Datum d)
 	return wanted;
 }
 
-/*
- * Reads the paths of the files table of rs, and the stamps of its
- * backlog.  cxt holds them until kabsd_known_end().  A refresh of some
- * paths only (npaths > 0) walks only them: nothing else can be gone.
- */
-KnownPaths *
-kabsd_known_load(RefreshState *rs, const char *const *paths, int npaths,
-				 MemoryContext cxt)
+/* A row of the files table (in slot): its path is in the snapshot. */
+static void
+known_files_row(KnownPaths *kp, SnapTable *files, TupleTableSlot *slot)
+{
+	bool		found;
+	KnownPath  *k;
+
+	k = known_insert(kp->paths,
+					 TextDatumGetCString(slot->tts_values[files->path_att - 1]),
+					 &found);
+	if (!found)
+	{
+		kp->list_bytes += kabsd_worklist_entry_size(strlen(k->path));
+		k->has_stamp = false;
+		k->seen = false;
+	}
+	k->files_tid = slot->tts_tid;
+	k->in_snapshot = true;
+}
+
+/* A row of kabsd.file_stamps (in slot) of this backlog: a path's stamp. */
+static void
+known_stamp_row(KnownPaths *kp, TupleTableSlot *slot)
+{
+	bool		found;
+	KnownPath  *k;
+
+	k = known_insert(kp->paths, TextDatumGetCString(slot->tts_values[1]), &found);
+	if (!found)
+	{
+		k->in_snapshot = false;
+		k->seen = false;
+		kp->list_bytes += kabsd_worklist_entry_size(strlen(k->path));
+	}
+	else if (k->has_stamp && !ItemPointerEquals(&k->stamp_tid, &slot->tts_tid))
+	{
+		/* a path stamped twice: drop the extra, and parse the file */
+		simple_table_tuple_delete(kp->stamps, &slot->tts_tid, kp->snapshot);
+		k->stamp = 0;
+		return;
+	}
+	k->has_stamp = true;
+	k->stamp = slot->tts_isnull[2] ? 0 : DatumGetInt64(slot->tts_values[2]);
+	k->stamp_tid = slot->tts_tid;
+}
+
+/* Every row of the files table, and every stamp of the backlog, read. */
+static void
+known_scan(KnownPaths *kp, RefreshState *rs)
 {
 	SnapTable  *files = &rs->t[KT_FILES];
 	TableScanDesc scan;
 	TupleTableSlot *slot;
-	MemoryContext old = MemoryContextSwitchTo(cxt);
-	KnownPaths *kp = palloc0(sizeof(KnownPaths));
 
-	kp->cxt = cxt;
-	kp->paths_given = paths;
-	kp->npaths = npaths;
-	kp->stamps = open_stamps();
-	kp->slot = MakeSingleTupleTableSlot(RelationGetDescr(kp->stamps),
-										&TTSOpsVirtual);
-	kp->backlog = CStringGetTextDatum(rs->backlog_name);
-	kp->snapshot = RegisterSnapshot(rs->snapshot);
-	kp->paths = known_create(cxt, 1024, NULL);
-
-	kp->files_rows = npaths > 0 ? -1 : 0;
 	scan = table_beginscan(files->rel, kp->snapshot, 0, NULL);
 	while (table_scan_getnextslot(scan, ForwardScanDirection, files->old_slot))
 	{
-		bool		found;
-		KnownPath  *k;
-
 		CHECK_FOR_INTERRUPTS();
-		if (npaths == 0)
+		if (kp->npaths == 0)
 			kp->files_rows++;
 		slot_getsomeattrs(files->old_slot, files->path_att);
-		if (files->old_slot->tts_isnull[files->path_att - 1] ||
-			!path_wanted(kp, files->old_slot->tts_values[files->path_att - 1]))
-			continue;
-		k = known_insert(kp->paths,
-						 TextDatumGetCString(files->old_slot->tts_values[files->path_att - 1]),
-						 &found);
-		if (!found)
-		{
-			kp->list_bytes += kabsd_worklist_entry_size(strlen(k->path));
-			k->has_stamp = false;
-			k->seen = false;
-		}
-		k->files_tid = files->old_slot->tts_tid;
-		k->in_snapshot = true;
+		if (!files->old_slot->tts_isnull[files->path_att - 1] &&
+			path_wanted(kp, files->old_slot->tts_values[files->path_att - 1]))
+			known_files_row(kp, files, files->old_slot);
 	}
 	table_endscan(scan);
 	ExecClearTuple(files->old_slot);
@@ -342,36 +403,134 @@ kabsd_known_load(RefreshState *rs, const char *const *paths, int npaths,
 	scan = table_beginscan(kp->stamps, kp->snapshot, 0, NULL);
 	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
 	{
-		bool		found;
-		KnownPath  *k;
-
 		CHECK_FOR_INTERRUPTS();
 		slot_getallattrs(slot);
 		if (slot->tts_isnull[0] || slot->tts_isnull[1] ||
 			!text_is(slot->tts_values[0], rs->backlog_name))
 			continue;			/* another backlog's */
-		if (!path_wanted(kp, slot->tts_values[1]))
-			continue;
-		k = known_insert(kp->paths, TextDatumGetCString(slot->tts_values[1]), &found);
-		if (!found)
-		{
-			k->in_snapshot = false;
-			k->seen = false;
-			kp->list_bytes += kabsd_worklist_entry_size(strlen(k->path));
-		}
-		else if (k->has_stamp)
-		{
-			/* a path stamped twice: drop the extra, and parse the file */
-			simple_table_tuple_delete(kp->stamps, &slot->tts_tid, kp->snapshot);
-			k->stamp = 0;
-			continue;
-		}
-		k->has_stamp = true;
-		k->stamp = slot->tts_isnull[2] ? 0 : DatumGetInt64(slot->tts_values[2]);
-		k->stamp_tid = slot->tts_tid;
+		if (path_wanted(kp, slot->tts_values[1]))
+			known_stamp_row(kp, slot);
 	}
 	table_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
+}
+
+/* Looks up, with the index idx of rel, the rows whose keys equal keys. */
+static void
+lookup_rows(KnownPaths *kp, Relation rel, Relation idx, const Datum *keys,
+			int nkeys, TupleTableSlot *slot, SnapTable *files)
+{
+	ScanKeyData sk[2];
+	IndexScanDesc scan;
+
+	for (int i = 0; i < nkeys; i++)
+		ScanKeyEntryInitialize(&sk[i], 0, i + 1, BTEqualStrategyNumber,
+							   InvalidOid, idx->rd_indcollation[i], F_TEXTEQ,
+							   keys[i]);
+	scan = index_beginscan(rel, idx, kp->snapshot, nkeys, 0);
+	index_rescan(scan, sk, nkeys, NULL, 0);
+	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		CHECK_FOR_INTERRUPTS();
+		slot_getallattrs(slot);
+		if (files)
+			known_files_row(kp, files, slot);
+		else if (!slot->tts_isnull[1])
+			known_stamp_row(kp, slot);
+	}
+	index_endscan(scan);
+	ExecClearTuple(slot);
+}
+
+/* Does the files table have a row of path? */
+static bool
+files_has(KnownPaths *kp, SnapTable *files, Datum path)
+{
+	ScanKeyData sk;
+	IndexScanDesc scan;
+	bool		found;
+
+	ScanKeyEntryInitialize(&sk, 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   files->pathidx->rd_indcollation[0], F_TEXTEQ, path);
+	scan = index_beginscan(files->rel, files->pathidx, kp->snapshot, 1, 0);
+	index_rescan(scan, &sk, 1, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, files->old_slot);
+	index_endscan(scan);
+	ExecClearTuple(files->old_slot);
+	return found;
+}
+
+/*
+ * A targeted refresh whose every path is a file the files table has (one
+ * edited, or one deleted) looks each up by the indexes on path of the
+ * files table and of the stamps: what it costs follows the paths, not the
+ * backlog.  Any other path may stand for rows below it (a directory, or a
+ * new file where a directory was): false, nothing read, and the tables are
+ * scanned instead.
+ */
+static bool
+known_lookup_files(KnownPaths *kp, RefreshState *rs, const char *root)
+{
+	SnapTable  *files = &rs->t[KT_FILES];
+	Datum	   *keys;
+	TupleTableSlot *slot;
+
+	if (files->pathidx == NULL || kp->stampidx == NULL)
+		return false;
+	keys = palloc(sizeof(Datum) * kp->npaths);
+	for (int i = 0; i < kp->npaths; i++)
+	{
+		char	   *full = psprintf("%s/%s", root, kp->paths_given[i]);
+		struct stat st;
+		bool		file;
+
+		keys[i] = CStringGetTextDatum(kp->paths_given[i]);
+		if (lstat(full, &st) == 0)
+			file = S_ISREG(st.st_mode);
+		else
+			file = errno == ENOENT || errno == ENOTDIR;
+		pfree(full);
+		if (!file || !files_has(kp, files, keys[i]))
+			return false;
+	}
+	slot = table_slot_create(kp->stamps, NULL);
+	for (int i = 0; i < kp->npaths; i++)
+	{
+		Datum		stamp_keys[2] = {kp->backlog, keys[i]};
+
+		lookup_rows(kp, files->rel, files->pathidx, &keys[i], 1,
+					files->old_slot, files);
+		lookup_rows(kp, kp->stamps, kp->stampidx, stamp_keys, 2, slot, NULL);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	return true;
+}
+
+/*
+ * Reads the paths of the files table of rs, and the stamps of its
+ * backlog.  cxt holds them until kabsd_known_end().  A refresh of some
+ * paths only (npaths > 0) walks only them, under root: nothing else can
+ * be gone.
+ */
+KnownPaths *
+kabsd_known_load(RefreshState *rs, const char *root, const char *const *paths,
+				 int npaths, MemoryContext cxt)
+{
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	KnownPaths *kp = palloc0(sizeof(KnownPaths));
+
+	kp->cxt = cxt;
+	kp->paths_given = paths;
+	kp->npaths = npaths;
+	open_stamps(kp);
+	kp->slot = MakeSingleTupleTableSlot(RelationGetDescr(kp->stamps),
+										&TTSOpsVirtual);
+	kp->backlog = CStringGetTextDatum(rs->backlog_name);
+	kp->snapshot = RegisterSnapshot(rs->snapshot);
+	kp->paths = known_create(cxt, 1024, NULL);
+	kp->files_rows = npaths > 0 ? -1 : 0;
+	if (npaths == 0 || !known_lookup_files(kp, rs, root))
+		known_scan(kp, rs);
 	MemoryContextSwitchTo(old);
 	return kp;
 }
@@ -488,6 +647,8 @@ kabsd_known_end(KnownPaths *kp)
 {
 	Assert(kp->kept == NIL);
 	ExecDropSingleTupleTableSlot(kp->slot);
+	if (kp->stampidx)
+		index_close(kp->stampidx, NoLock);
 	UnregisterSnapshot(kp->snapshot);
 	table_close(kp->stamps, NoLock);
 }

@@ -6,9 +6,10 @@
  *		  for wikilinks.  A key that two paths claim resolves to NULL.
  *
  * The maps are built from the items and decisions tables when a link first
- * needs them.  A refresh of a few files looks typed links up in the id
- * indexes instead (kabsd_targets_by_index): building the maps reads every
- * item and decision, which would cost more than everything else it does.  A refresh keeps a sum of hashes of what the rows it deleted
+ * needs them.  A refresh of a few files looks targets up in the indexes on
+ * id and on file name instead (kabsd_targets_by_index): building the maps
+ * reads every item and decision, which would cost more than everything
+ * else it does.  A refresh keeps a sum of hashes of what the rows it deleted
  * and inserted gave as targets: when it is not zero some target changed,
  * and every link is resolved again against the final tables.
  *
@@ -24,6 +25,7 @@
 #include "access/xact.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_opfamily.h"
+#include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
@@ -33,6 +35,12 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/uuid.h"
+
+/*
+ * What the index on file names removes from a path: everything up to its
+ * last "/", and a final ".md" (sql/kabsd_fdw_functions.sql, the same).
+ */
+#define FILE_NAME_PATTERN "^.*/|\\.md$"
 
 typedef struct TargetKey
 {
@@ -235,9 +243,64 @@ kabsd_targets_final(RefreshState *rs)
 	kabsd_targets_build(rs);
 }
 
-/* The btree index on id alone of items or decisions; NULL when none. */
+/*
+ * Can idx find what the maps find, bytes equal to bytes: a valid btree
+ * over one text key, deterministic, without a predicate?
+ */
+static bool
+index_usable(Relation idx)
+{
+	return idx->rd_rel->relam == BTREE_AM_OID && idx->rd_index->indisvalid &&
+		idx->rd_index->indnatts == 1 &&
+		idx->rd_opfamily[0] == TEXT_BTREE_FAM_OID &&
+		get_collation_isdeterministic(idx->rd_indcollation[0]) &&
+		RelationGetIndexPredicate(idx) == NIL;
+}
+
+static bool
+const_text_is(Node *n, const char *s)
+{
+	Const	   *c = (Const *) n;
+
+	return IsA(n, Const) && c->consttype == TEXTOID && !c->constisnull &&
+		strcmp(TextDatumGetCString(c->constvalue), s) == 0;
+}
+
+/*
+ * Is idx the index on the file names of items or decisions: a path's last
+ * component without ".md", as name_without_md() gives it, written by
+ * kabsd_snapshot_indexes() as regexp_replace(path, FILE_NAME_PATTERN, '',
+ * 'g')?
+ */
+static bool
+is_file_name_index(Relation idx, AttrNumber path_att)
+{
+	List	   *exprs;
+	FuncExpr   *f;
+	Var		   *v;
+
+	if (idx->rd_index->indkey.values[0] != 0)
+		return false;
+	exprs = RelationGetIndexExpressions(idx);
+	if (list_length(exprs) != 1 || !IsA(linitial(exprs), FuncExpr))
+		return false;
+	f = linitial(exprs);
+	if (f->funcid != F_REGEXP_REPLACE_TEXT_TEXT_TEXT_TEXT ||
+		list_length(f->args) != 4 || !IsA(linitial(f->args), Var))
+		return false;
+	v = linitial(f->args);
+	return v->varattno == path_att &&
+		const_text_is(lsecond(f->args), FILE_NAME_PATTERN) &&
+		const_text_is(lthird(f->args), "") &&
+		const_text_is(lfourth(f->args), "g");
+}
+
+/*
+ * The btree index of items or decisions on id alone (by_name false) or on
+ * the file name (by_name true); NULL when none.
+ */
 static Relation
-open_id_index(const SnapTable *st)
+open_target_index(const SnapTable *st, bool by_name)
 {
 	List	   *indexes = RelationGetIndexList(st->rel);
 	ListCell   *lc;
@@ -246,14 +309,10 @@ open_id_index(const SnapTable *st)
 	{
 		Relation	idx = index_open(lfirst_oid(lc), AccessShareLock);
 
-		/* it must find what the maps find: bytes equal to bytes */
-		if (idx->rd_rel->relam == BTREE_AM_OID && idx->rd_index->indisvalid &&
-			idx->rd_index->indnatts == 1 &&
-			idx->rd_index->indkey.values[0] == st->id_att &&
-			idx->rd_opfamily[0] == TEXT_BTREE_FAM_OID &&
-			get_collation_isdeterministic(idx->rd_indcollation[0]) &&
-			RelationGetIndexPredicate(idx) == NIL &&
-			RelationGetIndexExpressions(idx) == NIL)
+		if (index_usable(idx) &&
+			(by_name ? is_file_name_index(idx, st->path_att) :
+			 idx->rd_index->indkey.values[0] == st->id_att &&
+			 RelationGetIndexExpressions(idx) == NIL))
 		{
 			list_free(indexes);
 			return idx;
@@ -265,19 +324,34 @@ open_id_index(const SnapTable *st)
 }
 
 /*
- * From now on (this participant), typed links are resolved by looking
- * their targets up in the id indexes of items and decisions, when both
- * have one; wikilinks, which may also name a file, still build the maps.
+ * From now on (this participant), links' targets are looked up in the
+ * indexes of items and decisions rather than mapped from every row: typed
+ * links when both tables have an index on id, wikilinks when both also
+ * have one on file names.
  */
 void
 kabsd_targets_by_index(RefreshState *rs)
 {
 	for (int t = KT_ITEMS; t <= KT_DECISIONS; t++)
 	{
-		rs->t[t].ididx = open_id_index(&rs->t[t]);
+		rs->t[t].ididx = open_target_index(&rs->t[t], false);
 		if (rs->t[t].ididx == NULL)
 		{
 			kabsd_targets_end(rs);
+			return;
+		}
+	}
+	for (int t = KT_ITEMS; t <= KT_DECISIONS; t++)
+	{
+		rs->t[t].nameidx = open_target_index(&rs->t[t], true);
+		if (rs->t[t].nameidx == NULL)
+		{
+			for (int u = KT_ITEMS; u <= KT_DECISIONS; u++)
+			{
+				if (rs->t[u].nameidx)
+					index_close(rs->t[u].nameidx, AccessShareLock);
+				rs->t[u].nameidx = NULL;
+			}
 			return;
 		}
 	}
@@ -290,13 +364,65 @@ kabsd_targets_end(RefreshState *rs)
 	{
 		if (rs->t[t].ididx)
 			index_close(rs->t[t].ididx, AccessShareLock);
+		if (rs->t[t].nameidx)
+			index_close(rs->t[t].nameidx, AccessShareLock);
 		rs->t[t].ididx = NULL;
+		rs->t[t].nameidx = NULL;
 	}
 }
 
 /*
- * A typed link's target looked up in the id indexes: the rows of both
- * tables with that id in that product, as the maps would claim them.
+ * The rows of st whose key in idx equals key.key, in key.product, claimed
+ * into *out as the maps would claim them.
+ */
+static void
+claim_from_index(RefreshState *rs, SnapTable *st, Relation idx, TargetKey key,
+				 Target *out, bool *found)
+{
+	IndexScanDesc scan;
+	ScanKeyData sk;
+	int			last = Max(Max(st->path_att, st->product_att),
+						   Max(st->id_att, st->uid_att));
+
+	ScanKeyEntryInitialize(&sk, 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   idx->rd_indcollation[0], F_TEXTEQ,
+						   PointerGetDatum(cstring_to_text_with_len(key.key, key.key_len)));
+	scan = index_beginscan(st->rel, idx, rs->snapshot, 1, 0);
+	index_rescan(scan, &sk, 1, NULL, 0);
+	while (index_getnext_slot(scan, ForwardScanDirection, st->old_slot))
+	{
+		TupleTableSlot *slot = st->old_slot;
+		struct varlena *product;
+		char	   *path;
+
+		CHECK_FOR_INTERRUPTS();
+		slot_getsomeattrs(slot, last);
+		if (slot->tts_isnull[st->product_att - 1] ||
+			slot->tts_isnull[st->path_att - 1])
+			continue;
+		product = PG_DETOAST_DATUM_PACKED(slot->tts_values[st->product_att - 1]);
+		if (VARSIZE_ANY_EXHDR(product) != key.product_len ||
+			memcmp(VARDATA_ANY(product), key.product, key.product_len) != 0)
+			continue;
+		path = TextDatumGetCString(slot->tts_values[st->path_att - 1]);
+		if (!*found)
+		{
+			*found = true;
+			out->path = path;
+			out->has_uid = !slot->tts_isnull[st->uid_att - 1];
+			if (out->has_uid)
+				out->uid = *DatumGetUUIDP(slot->tts_values[st->uid_att - 1]);
+		}
+		else if (strcmp(out->path, path) != 0)
+			out->ambiguous = true;
+	}
+	index_endscan(scan);
+	ExecClearTuple(st->old_slot);
+}
+
+/*
+ * A link's target looked up in the indexes: the rows of both tables with
+ * that id (or, for a wikilink, that id or file name) in that product.
  */
 static Target *
 lookup_target(RefreshState *rs, TargetKey key, Target *out)
@@ -306,45 +432,9 @@ lookup_target(RefreshState *rs, TargetKey key, Target *out)
 	memset(out, 0, sizeof(*out));
 	for (int t = KT_ITEMS; t <= KT_DECISIONS; t++)
 	{
-		SnapTable  *st = &rs->t[t];
-		IndexScanDesc scan;
-		ScanKeyData sk;
-		int			last = Max(Max(st->path_att, st->product_att),
-							   Max(st->id_att, st->uid_att));
-
-		ScanKeyEntryInitialize(&sk, 0, 1, BTEqualStrategyNumber, InvalidOid,
-							   st->ididx->rd_indcollation[0], F_TEXTEQ,
-							   PointerGetDatum(cstring_to_text_with_len(key.key, key.key_len)));
-		scan = index_beginscan(st->rel, st->ididx, rs->snapshot, 1, 0);
-		index_rescan(scan, &sk, 1, NULL, 0);
-		while (index_getnext_slot(scan, ForwardScanDirection, st->old_slot))
-		{
-			TupleTableSlot *slot = st->old_slot;
-			struct varlena *product;
-			char	   *path;
-
-			slot_getsomeattrs(slot, last);
-			if (slot->tts_isnull[st->product_att - 1] ||
-				slot->tts_isnull[st->path_att - 1])
-				continue;
-			product = PG_DETOAST_DATUM_PACKED(slot->tts_values[st->product_att - 1]);
-			if (VARSIZE_ANY_EXHDR(product) != key.product_len ||
-				memcmp(VARDATA_ANY(product), key.product, key.product_len) != 0)
-				continue;
-			path = TextDatumGetCString(slot->tts_values[st->path_att - 1]);
-			if (!found)
-			{
-				found = true;
-				out->path = path;
-				out->has_uid = !slot->tts_isnull[st->uid_att - 1];
-				if (out->has_uid)
-					out->uid = *DatumGetUUIDP(slot->tts_values[st->uid_att - 1]);
-			}
-			else if (strcmp(out->path, path) != 0)
-				out->ambiguous = true;
-		}
-		index_endscan(scan);
-		ExecClearTuple(st->old_slot);
+		claim_from_index(rs, &rs->t[t], rs->t[t].ididx, key, out, &found);
+		if (key.by_name)
+			claim_from_index(rs, &rs->t[t], rs->t[t].nameidx, key, out, &found);
 	}
 	return found ? out : NULL;
 }
@@ -383,7 +473,8 @@ kabsd_targets_resolve(RefreshState *rs, const SnapTable *st, Datum *values,
 		key.key = VARDATA_ANY(target);
 		key.key_len = VARSIZE_ANY_EXHDR(target);
 	}
-	if (!key.by_name && rs->t[KT_ITEMS].ididx != NULL && rs->targets == NULL)
+	if (rs->targets == NULL && rs->t[KT_ITEMS].ididx != NULL &&
+		(!key.by_name || rs->t[KT_ITEMS].nameidx != NULL))
 		t = lookup_target(rs, key, &looked_up);
 	else
 	{

@@ -212,6 +212,60 @@ is(query($parallel . "SELECT status, files, error FROM kabsd_refresh('many', ful
 is(query("SELECT files_read, parallel_workers > 0 FROM kabsd.refresh_history WHERE name = 'many' ORDER BY id DESC LIMIT 1"),
 	'1201|t', 'many: every file read, shared with the workers');
 
+# A refresh of the paths that changed, as the watcher and the Git hooks
+# call it.  Files the snapshot has are looked up by path; anything else
+# (a directory, a new file) makes it scan the files table and the stamps.
+sub refresh_paths
+{
+	my $list = join(', ', map { "'$_'" } @_);
+	return query("SELECT status FROM kabsd_refresh('inc', paths => ARRAY[$list])");
+}
+my $task1_rel = 'products/alpha/items/task/0000/ALP-TSK-0001_parse-frontmatter.md';
+my $stamps_agree = "SELECT (SELECT count(*) FROM kabsd.file_stamps WHERE backlog = 'inc') = (SELECT count(*) FROM inc.files)";
+query('CREATE EXTENSION amcheck');
+my $stamps_index_whole = "SELECT bt_index_check('kabsd.file_stamps_backlog_path_idx', heapallindexed => true)";
+
+# an edited item given a wikilink to an item by its file name (that item
+# has no id): the target is found by the index on file names
+rewrite($task1, '^state: Review$', 'state: Blocked');
+rewrite($task1, '^The parser reads ', 'The parser reads [[ALP-TSK-0002_null-id]] and ');
+is(refresh_paths($task1_rel), 'refreshed', 'paths, one file edited: refreshed');
+is(query("SELECT files_read FROM kabsd.refresh_history WHERE name = 'inc' ORDER BY id DESC LIMIT 1"),
+	'1', 'paths, one file edited: that file read');
+is(query("SELECT target_uid IS NOT NULL FROM inc.links WHERE path = '$task1_rel' AND target_id = 'ALP-TSK-0002_null-id'"),
+	't', 'paths, one file edited: a wikilink to a file name resolves');
+same_as_rebuild('paths, one file edited');
+is(query($stamps_agree), 't', 'paths, one file edited: one stamp a file');
+is(query($stamps_index_whole), '', 'paths, one file edited: the index on the stamps has every stamp');
+is(refresh(), 'refreshed', 'paths, one file edited: a whole refresh after it');
+is(query("SELECT files_read FROM kabsd.refresh_history WHERE name = 'inc' ORDER BY id DESC LIMIT 1"),
+	'0', 'paths, one file edited: the whole refresh finds its stamp current');
+
+# a file deleted, and the same path given twice
+my $gone = 'products/alpha/items/task/0000/ALP-TSK-0099_gone.md';
+write_file("$backlog/$gone", "---\nid: ALP-TSK-0099\nstate: New\n---\n# Gone soon\n");
+is(refresh_paths($gone), 'refreshed', 'paths, a new file: refreshed');
+same_as_rebuild('paths, a new file');
+unlink("$backlog/$gone") or die "could not delete $gone: $!";
+is(refresh_paths($gone, $gone), 'refreshed', 'paths, a file deleted, given twice: refreshed');
+same_as_rebuild('paths, a file deleted, given twice');
+is(query($stamps_agree), 't', 'paths, a file deleted: its stamp gone');
+
+# a directory replaced by a file of the same name: the rows below the
+# directory's name go, though the path given is a file now
+my $dir = 'topics/notes.md';
+mkdir("$backlog/$dir") or die "could not make $dir: $!";
+write_file("$backlog/$dir/inner.md", "# inner\n");
+is(refresh(), 'refreshed', 'paths, a directory named like a file: refreshed');
+unlink("$backlog/$dir/inner.md") or die;
+rmdir("$backlog/$dir") or die;
+write_file("$backlog/$dir", "# notes\n");
+is(refresh_paths($dir), 'refreshed', 'paths, a directory replaced by a file: refreshed');
+is(query("SELECT count(*) FROM inc.files WHERE path LIKE 'topics/notes.md/%'"), '0',
+	'paths, a directory replaced by a file: no row below it left');
+same_as_rebuild('paths, a directory replaced by a file');
+is(query($stamps_index_whole), '', 'paths: the index on the stamps has every stamp');
+
 query("SELECT kabsd_detach('many'); SELECT kabsd_detach('inc')");
 $node->stop;
 done_testing();
