@@ -17,14 +17,48 @@
 # with the peak memory of the refreshing backend, and beside them, in the
 # same run, the floors (C: walk and read; walk, read and libyaml) and the
 # Python + PyYAML (C loader) + COPY route, which builds what a rebuild
-# builds (seven tables, the same indexes, one transaction).  It reports; it never fails on
-# a timing.
+# builds (seven tables, the same indexes, one transaction).  Then, on a
+# second cluster with the library preloaded and the watcher running, how
+# soon the snapshot follows the files (bench/freshness.pl):
+#   (f1) edit-to-visible latency through the watcher, p50, p95 and max
+#   (f2) a git checkout between two trees 5,000 files apart: time to a
+#        consistent snapshot with the watcher, beside the checkout followed
+#        by a whole-tree and by a targeted kabsd_refresh()
+#   (f3) the watcher's start-up, its CPU while idle, its memory
+# It reports; it never fails on a timing.
 #   bash bench/run.sh [ITEMS] [SEED]
+# Settings (environment):
+#   KABSD_BENCH_ONLY=freshness      the freshness part alone
+#   KABSD_BENCH_RUNS (5)            runs of each throughput measure
+#   KABSD_BENCH_EDITS (50)          (f1) single-file edits
+#   KABSD_BENCH_CHECKOUTS (3)       (f2) checkouts of each kind
+#   KABSD_BENCH_CHECKOUT_FILES (5000)  files the two trees differ in (at
+#                                   most half the corpus)
+#   KABSD_BENCH_IDLE (30)           (f3) seconds the idle watcher is watched
+#   KABSD_BENCH_BASE, KABSD_BENCH_PORT  the cluster's directory and port
+#                                   (/tmp/kabsd-bench-pg, 54331; the watcher's
+#                                   cluster: BASE-watch, PORT + 1)
+#   KABSD_BENCH_GIT                 the Git copy of the corpus
+#                                   (/tmp/kabsd-bench-git-ITEMS-SEED)
+#   PG_CONFIG                       the PostgreSQL to build for and run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-10000}
 SEED=${2:-1}
 RUNS=${KABSD_BENCH_RUNS:-5}
+ONLY=${KABSD_BENCH_ONLY:-}
+case $ONLY in
+'' | freshness) ;;
+*)
+	echo "KABSD_BENCH_ONLY: \"freshness\" or unset, not \"$ONLY\"" >&2
+	exit 2
+	;;
+esac
+BASE=${KABSD_BENCH_BASE:-/tmp/kabsd-bench-pg}
+PORT=${KABSD_BENCH_PORT:-54331}
+export PG_CONFIG=${PG_CONFIG:-pg_config}
+# psql and the server of that installation
+PATH="$("$PG_CONFIG" --bindir):$PATH"
 bash test/deps.sh
 if ! python3 -c 'import yaml; yaml.CSafeLoader' 2>/dev/null; then
 	if [ "$(id -u)" = 0 ]; then
@@ -41,14 +75,44 @@ chmod -R a+rX "$corpus"
 nfiles=$(find "$corpus" -name '*.md' | wc -l)
 mb=$(du -sm --apparent-size "$corpus" | cut -f1)
 
-export KABSD_TEST_BASE=/tmp/kabsd-bench-pg KABSD_TEST_PORT=54331
+# Two clusters: the throughput measures' and the watcher's
+export KABSD_TEST_BASE=$BASE KABSD_TEST_PORT=$PORT
+WBASE=$BASE-watch
+WPORT=$((PORT + 1))
+trap 'bash test/cluster.sh stop; KABSD_TEST_BASE=$WBASE bash test/cluster.sh stop' EXIT
+
+# The freshness part: the corpus as a Git repository (a copy), on a
+# cluster of its own whose watcher watches database postgres.
+freshness() {
+	local repo=${KABSD_BENCH_GIT:-/tmp/kabsd-bench-git-$N-$SEED} apart
+	local conf="shared_preload_libraries = 'kabsd_fdw'
+kabsd_fdw.watch_database = 'postgres'
+log_min_messages = log"
+	apart=$(perl bench/git_corpus.pl "$repo" "$corpus" "${KABSD_BENCH_CHECKOUT_FILES:-5000}")
+	KABSD_TEST_BASE=$WBASE KABSD_TEST_PORT=$WPORT KABSD_TEST_CONF=$conf bash test/cluster.sh start >/dev/null
+	local wsql=(psql -X -q -t -A -h "$WBASE" -p "$WPORT" -U postgres -d postgres)
+	"${wsql[@]}" -c 'CREATE EXTENSION kabsd_fdw'
+	{
+		echo
+		echo "freshness: $N items, $nfiles files; the watcher's defaults (kabsd_fdw.watch_quiet_ms $("${wsql[@]}" -c 'SHOW kabsd_fdw.watch_quiet_ms'), watch_max_delay_ms $("${wsql[@]}" -c 'SHOW kabsd_fdw.watch_max_delay_ms')); a Git copy in $repo whose branches differ in $apart files; $(nproc) cores"
+		PGHOST=$WBASE PGPORT=$WPORT PGUSER=postgres PGDATABASE=postgres \
+			perl bench/freshness.pl --repo "$repo" --root "$repo/_kano/backlog" \
+			--edits "${KABSD_BENCH_EDITS:-50}" --checkouts "${KABSD_BENCH_CHECKOUTS:-3}" \
+			--idle "${KABSD_BENCH_IDLE:-30}" --log "$WBASE/server.log"
+	} | tee "bench/out/freshness-$N.md"
+	KABSD_TEST_BASE=$WBASE bash test/cluster.sh stop
+}
+if [ "$ONLY" = freshness ]; then
+	freshness
+	exit 0
+fi
+
 bash test/cluster.sh start >/dev/null
 eval "$(bash test/cluster.sh env)"
-trap 'bash test/cluster.sh stop' EXIT
 psql -X -q -d postgres -c 'CREATE EXTENSION kabsd_fdw' -c "SELECT 1 FROM kabsd_attach('$corpus', 'bench')" >/dev/null
 
 # warm the page cache
-cat $(find "$corpus" -name '*.md' | head -n 1) >/dev/null
+cat "$(find "$corpus" -name '*.md' | head -n 1)" >/dev/null
 bench/out/floor "$corpus" >/dev/null
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -105,7 +169,7 @@ noop_refresh() { sql_seconds "SELECT count(*) FROM kabsd_refresh('bench')"; }
 point_query() { sql_seconds "SELECT count(*) FROM bench.items WHERE id = 'ATL-TSK-0100'"; }
 python_copy() {
 	if python3 -c 'import yaml; yaml.CSafeLoader' 2>/dev/null; then
-		python3 bench/python_copy.py "$corpus" postgres | tee -a bench/out/python-$N.log | awk '{print $1}'
+		python3 bench/python_copy.py "$corpus" postgres | tee -a "bench/out/python-$N.log" | awk '{print $1}'
 	else
 		echo NaN
 	fi
@@ -125,6 +189,8 @@ peak_kb() {
 		[ "${cur:-0}" -gt "$max" ] && max=$cur
 	done
 	echo "$max $(awk '/VmHWM/ {print $2}' "/proc/$pid/status")"
+	# closes psql's input (shellcheck misreads the named descriptor)
+	# shellcheck disable=SC1083,SC2093
 	exec {PSQL[1]}>&-
 	wait "$PSQL_PID" 2>/dev/null || true
 }
@@ -193,3 +259,5 @@ share() { awk -v a="$1" -v f="$c" 'BEGIN {printf "%.1f%% of a full refresh", 100
 	echo
 	echo "The Python route, phase by phase (the last run): $(tail -n 1 "bench/out/python-$N.log")"
 } | tee "bench/out/results-$N.md"
+bash test/cluster.sh stop
+freshness

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Starts or stops the throwaway PostgreSQL 15 cluster the tests run against.
 # initdb refuses root, so the cluster belongs to the "postgres" user.
+# The server is the one of $PG_CONFIG (default: pg_config on PATH), as the
+# Makefile's; KABSD_TEST_CONF, when set, is appended to postgresql.conf.
 #   bash test/cluster.sh start|stop|env
 set -euo pipefail
-BIN=$(pg_config --bindir)
+BIN=$("${PG_CONFIG:-pg_config}" --bindir)
 BASE=${KABSD_TEST_BASE:-/tmp/kabsd-test}
 PORT=${KABSD_TEST_PORT:-54329}
 RUNAS=${KABSD_TEST_USER:-postgres}
@@ -30,6 +32,7 @@ unix_socket_directories = '$BASE'
 max_worker_processes = 16
 fsync = off
 log_min_messages = warning
+${KABSD_TEST_CONF:-}
 CONF
 	as_owner "$BIN/pg_ctl -D $BASE/data -l $BASE/server.log -w start" >/dev/null
 	echo "cluster up: host=$BASE port=$PORT user=postgres"
