@@ -290,6 +290,10 @@ BEGIN
   EXECUTE pg_catalog.format($q$CREATE INDEX IF NOT EXISTS decisions_file_name_idx ON %I.decisions
     (pg_catalog.regexp_replace(path, '^.*/|\.md$', '', 'g'))$q$, n);
   EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS links_target_uid_idx ON %I.links (target_uid)', n);
+  -- and, when an item or decision comes or goes, finds the links that may
+  -- name it (by the file name in target_id, which finds plain ids too)
+  EXECUTE pg_catalog.format($q$CREATE INDEX IF NOT EXISTS links_target_name_idx ON %I.links
+    (pg_catalog.regexp_replace(target_id, '^.*/|\.md$', '', 'g'))$q$, n);
   EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS worklog_item_uid_idx ON %I.worklog (item_uid)', n);
   EXECUTE pg_catalog.format($q$CREATE INDEX IF NOT EXISTS sections_fts_idx ON %I.sections USING gin
     (pg_catalog.to_tsvector('simple'::regconfig, coalesce(heading, '') || ' ' || coalesce(content, '')))$q$, n);
@@ -543,32 +547,51 @@ $$;
 COMMENT ON FUNCTION kabsd_detach(text) IS
   'Drops an attached backlog: its publication, server, live tables and snapshot (the files are untouched)';
 
+-- What the watcher holds for its next refresh (kabsd_fdw_watch.sql): the
+-- two columns are added here, once, as this file ends both the install
+-- script and the update script, whichever made the type.
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+                 WHERE a.attrelid = 'kabsd.status_result'::pg_catalog.regclass
+                   AND a.attname = 'pending' AND NOT a.attisdropped) THEN
+    ALTER TYPE kabsd.status_result ADD ATTRIBUTE pending bigint,
+                                   ADD ATTRIBUTE pending_since timestamptz;
+  END IF;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION kabsd_status(name text DEFAULT 'backlog')
 RETURNS SETOF kabsd.status_result
 LANGUAGE plpgsql
 AS $$
 BEGIN
   PERFORM @extschema@.kabsd_check_attached(kabsd_status.name);
-  -- the live side reads path, size and mtime only: a walk, nothing parsed
+  -- the live side reads path, size and mtime only: a walk, nothing parsed;
+  -- what the watcher holds, from shared memory, for a watched backlog only
   RETURN QUERY EXECUTE pg_catalog.format($q$
-    SELECT %1$L::text, (SELECT k.refreshed_at FROM kabsd.backlogs k WHERE k.name = %1$L),
-           count(s.path),
-           count(*) FILTER (WHERE s.path IS NULL),
-           count(*) FILTER (WHERE l.path IS NOT NULL AND s.path IS NOT NULL
-                            AND (l.size <> s.size OR l.mtime <> s.mtime)),
-           count(*) FILTER (WHERE l.path IS NULL),
-           count(*) FILTER (WHERE s.path IS NULL OR l.path IS NULL
-                            OR l.size <> s.size OR l.mtime <> s.mtime) > 0,
-           (SELECT k.git_commit FROM kabsd.backlogs k WHERE k.name = %1$L),
-           (SELECT k.watch FROM kabsd.backlogs k WHERE k.name = %1$L)
-    FROM (SELECT path, size, mtime FROM %2$I.files) l
-    FULL JOIN (SELECT path, size, mtime FROM %3$I.files) s ON s.path = l.path$q$,
+    SELECT c.*,
+           CASE WHEN c.watched THEN p.pending END,
+           CASE WHEN c.watched THEN p.pending_since END
+    FROM (SELECT %1$L::text, (SELECT k.refreshed_at FROM kabsd.backlogs k WHERE k.name = %1$L),
+                 count(s.path),
+                 count(*) FILTER (WHERE s.path IS NULL),
+                 count(*) FILTER (WHERE l.path IS NOT NULL AND s.path IS NOT NULL
+                                  AND (l.size <> s.size OR l.mtime <> s.mtime)),
+                 count(*) FILTER (WHERE l.path IS NULL),
+                 count(*) FILTER (WHERE s.path IS NULL OR l.path IS NULL
+                                  OR l.size <> s.size OR l.mtime <> s.mtime) > 0,
+                 (SELECT k.git_commit FROM kabsd.backlogs k WHERE k.name = %1$L),
+                 (SELECT k.watch FROM kabsd.backlogs k WHERE k.name = %1$L) AS watched
+          FROM (SELECT path, size, mtime FROM %2$I.files) l
+          FULL JOIN (SELECT path, size, mtime FROM %3$I.files) s ON s.path = l.path) c,
+         @extschema@.kabsd_watch_pending(%1$L) p$q$,
     kabsd_status.name, kabsd_status.name || '_live', kabsd_status.name);
 END
 $$;
 
 COMMENT ON FUNCTION kabsd_status(text) IS
-  'How stale a snapshot is: files added, changed (size or mtime) and removed since the last refresh, without parsing; the Git commit the last refresh saw; whether the watcher follows it';
+  'How stale a snapshot is: files added, changed (size or mtime) and removed since the last refresh, without parsing; the Git commit the last refresh saw; whether the watcher follows it, and how many changed paths wait for its refresh, since when';
 
 --------------------------------------------------------------------------
 -- The cloud cache: a publication of the snapshot, and the script that

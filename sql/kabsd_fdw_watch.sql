@@ -62,3 +62,11 @@ $$;
 
 COMMENT ON FUNCTION kabsd_unwatch(text) IS
   'Stops the watcher refreshing a backlog; kabsd_refresh() still does';
+
+-- For kabsd_status(): how many changed paths of a backlog the watcher
+-- holds for its next refresh, and since when the oldest waits; NULL when
+-- no watcher runs in this database or it does not follow the backlog.
+CREATE OR REPLACE FUNCTION kabsd_watch_pending(name text, OUT pending bigint, OUT pending_since timestamptz)
+RETURNS record
+AS 'MODULE_PATHNAME'
+LANGUAGE C STRICT VOLATILE;

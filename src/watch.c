@@ -14,8 +14,19 @@
  * own.  What inotify cannot vouch for (a queue overflow, a start, a root
  * created again, too many paths) falls back to a refresh that walks the
  * whole tree, with a LOG line saying why; where inotify cannot be used
- * (kabsd_fdw.watch_mode = poll, or the watch limit reached) the backlog is
- * refreshed on an interval instead, whose unchanged case is one walk.
+ * (kabsd_fdw.watch_mode = poll, or a watch limit reached: the kernel's or
+ * kabsd_fdw.watch_max_directories) the backlog is refreshed on an interval
+ * instead, whose unchanged case is one walk; a reload tries inotify again.
+ *
+ * The directories watched are those the walk (src/core/walk.c) enters,
+ * symbolic links to directories inside the root among them: a directory
+ * reached by several paths has one watch, and an event there is one at
+ * each path.  A link whose target changes sends no event of its own, so
+ * after a directory or a link appears, moves or goes, every link seen is
+ * resolved again, and one that resolves differently is refreshed whole.
+ *
+ * For kabsd_status(), the watcher publishes in shared memory how many
+ * paths of each backlog wait for a refresh, and since when.
  *
  * The worker holds no transaction while it waits, and waits on its latch
  * and the inotify descriptors only: nothing runs while nothing changes.
@@ -47,6 +58,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "foreign/foreign.h"
+#include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -54,6 +66,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lwlock.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
@@ -86,6 +99,7 @@ static int	kabsd_watch_mode = WATCH_MODE_INOTIFY;
 static int	kabsd_watch_quiet_ms = 200;
 static int	kabsd_watch_max_delay_ms = 1000;
 static int	kabsd_watch_poll_interval_ms = 2000;
+static int	kabsd_watch_max_directories = 0;
 
 /* A backlog whose changed paths are more than this is refreshed whole. */
 #define WATCH_MAX_PATHS			10000
@@ -115,26 +129,75 @@ static int	kabsd_watch_poll_interval_ms = 2000;
 					 IN_DELETE_SELF | IN_MOVE_SELF | IN_DONT_FOLLOW | \
 					 IN_ONLYDIR | IN_EXCL_UNLINK)
 
+/*
+ * How many watched backlogs kabsd_status() can show the pending paths of
+ * (those after, in name order, show NULL).
+ */
+#define WATCH_SHARED_BACKLOGS	256
+
+/* What waits for a backlog's refresh, as the watcher last published it. */
+typedef struct WatchPending
+{
+	char		name[NAMEDATALEN];	/* kabsd.backlogs.name */
+	int64		npending;		/* paths waiting; a whole-tree refresh counts 1 */
+	TimestampTz since;			/* when the oldest began waiting; 0: none */
+} WatchPending;
+
 /* What the backends and the watcher share. */
 typedef struct WatchShared
 {
-	slock_t		mutex;
+	slock_t		mutex;			/* guards the fields up to generation */
 	pid_t		pid;			/* the watcher's, 0 when it is not running */
 	Oid			dboid;			/* the database it watches in */
 	Latch	   *latch;			/* set to wake it */
 	uint64		generation;		/* bumped when kabsd.backlogs changes */
+	LWLock	   *lock;			/* guards nbacklogs and backlogs */
+	int			nbacklogs;		/* entries of backlogs in use */
+	WatchPending backlogs[WATCH_SHARED_BACKLOGS];
 } WatchShared;
 
 static WatchShared *watch_shared = NULL;
 
-/* A directory under watch: the watch descriptor's key. */
+/*
+ * A directory under watch: the watch descriptor's key.  Its paths are
+ * those the walk lists it under: one, or more when symbolic links inside
+ * the root lead to it.
+ */
 typedef struct WatchedDir
 {
 	int			wd;				/* hash key */
-	char	   *relpath;		/* relative to the root; "" for the root */
+	List	   *paths;			/* relative to the root; "" for the root */
 } WatchedDir;
 
-/* A changed path waiting for the refresh; keyed by the string it points at. */
+/*
+ * A symbolic link met while adding watches, followed or not: what it
+ * resolved to then, to tell when that changes.
+ */
+typedef struct WatchLink
+{
+	char	   *relpath;		/* hash key: the link's path */
+	char	   *target;			/* resolved, when the walk follows it; else NULL */
+	dev_t		dev;			/* the target's, when followed */
+	ino_t		ino;
+} WatchLink;
+
+/*
+ * A directory on add_watches' way, with the one it was reached from: the
+ * walk enters no directory that is already on its way down.
+ */
+typedef struct WatchFrame
+{
+	char	   *rel;			/* relative to the root */
+	char	   *abs;			/* resolved, as the walk resolves it */
+	dev_t		dev;
+	ino_t		ino;
+	struct WatchFrame *up;		/* NULL for the root */
+} WatchFrame;
+
+/*
+ * A changed path waiting for the refresh; keyed by the string it points at
+ * (so are WatchLinks: path_hash and path_match serve both).
+ */
 typedef struct PendingPath
 {
 	char	   *path;			/* hash key (the pointer, compared as text) */
@@ -152,13 +215,18 @@ typedef struct Watched
 	int			fd;				/* inotify instance, -1 when none */
 	int			rootwd;			/* the root's watch descriptor */
 	HTAB	   *dirs;			/* wd -> WatchedDir */
+	HTAB	   *links;			/* links met (WatchLink), in dirs_cxt */
+	bool		links_moved;	/* a directory or link came or went: links
+								 * are resolved again */
 	HTAB	   *pending;		/* changed paths (PendingPath) */
 	int			npending;
 	bool		full;			/* the next refresh walks the whole tree */
 	bool		polled;			/* refreshed every poll interval instead */
+	bool		fallback;		/* polled because inotify could not follow it */
 	bool		lost;			/* the root is gone: looked for again */
 	TimestampTz first_event;	/* of what is pending; 0 when nothing is */
 	TimestampTz last_event;
+	TimestampTz pending_since;	/* when what is pending began to wait */
 	TimestampTz next_check;		/* polled: next refresh; lost: next look */
 	TimestampTz retry_at;		/* after a failure: not before this */
 	int			retry_ms;		/* 0: the last refresh succeeded */
@@ -175,6 +243,7 @@ static bool reload_needed = true;
 static TimestampTz reload_at = 0;	/* after a failed read of the list */
 static int	current_mode = WATCH_MODE_INOTIFY;
 static char *refresh_function = NULL;	/* quoted, schema-qualified */
+static int	nwatches = 0;		/* inotify watches held, all backlogs' */
 static bool refresh_has_paths = false;	/* kabsd_refresh(paths => ...) */
 
 /* A backend: wake the watcher when its transaction commits. */
@@ -186,6 +255,7 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 PG_FUNCTION_INFO_V1(kabsd_watch_check);
 PG_FUNCTION_INFO_V1(kabsd_watch_changed);
+PG_FUNCTION_INFO_V1(kabsd_watch_pending);
 
 PGDLLEXPORT void kabsd_watch_main(Datum main_arg);
 
@@ -200,12 +270,23 @@ static void watched_free(Watched *w);
 static void watch_setup(Watched *w, const char *why);
 static void watch_close(Watched *w);
 static bool add_watches(Watched *w, const char *relpath);
+static WatchFrame *frame_above(Watched *w, const char *relpath);
+static List *visit_child(Watched *w, WatchFrame *up, const char *name,
+						 List *todo);
+static bool walk_follows(Watched *w, const WatchFrame *up, const char *abs,
+						 char *target, struct stat *st);
+static void record_link(Watched *w, const char *relpath, const char *target,
+						const struct stat *st);
+static bool recheck_links(Watched *w);
 static void drop_watches_under(Watched *w, const char *relpath);
+static void forget_dir(Watched *w, WatchedDir *d);
 static void read_events(Watched *w);
-static void handle_event(Watched *w, const struct inotify_event *ev);
+static bool handle_event(Watched *w, const struct inotify_event *ev);
 static void add_pending(Watched *w, const char *relpath);
 static void need_full(Watched *w, const char *why);
 static void go_polled(Watched *w);
+static void watch_limit_reached(Watched *w, const char *abs, bool ours);
+static void publish_pending(void);
 static void clear_pending(Watched *w);
 static TimestampTz due_time(Watched *w);
 static void refresh_backlog(Watched *w, bool polled);
@@ -213,8 +294,10 @@ static char *run_refresh(Watched *w, bool whole, bool *gone);
 static char **sorted_pending(Watched *w);
 static void rebuild_wait_set(void);
 static void report_watching(void);
-static uint32 pending_hash(const void *key, Size keysize);
-static int	pending_match(const void *key1, const void *key2, Size keysize);
+static HTAB *path_table(const char *name, Size entrysize, long nelem,
+						MemoryContext cxt);
+static uint32 path_hash(const void *key, Size keysize);
+static int	path_match(const void *key1, const void *key2, Size keysize);
 
 /*
  * Defines the settings, and under shared_preload_libraries asks for the
@@ -254,6 +337,13 @@ kabsd_watch_init(void)
 							&kabsd_watch_poll_interval_ms,
 							2000, 100, 86400000,
 							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("kabsd_fdw.watch_max_directories",
+							"Sets the most directories the watcher watches with inotify, over all backlogs.",
+							"0 sets no limit but the kernel's (fs.inotify.max_user_watches). A backlog that would need more is polled instead.",
+							&kabsd_watch_max_directories,
+							0, 0, INT_MAX,
+							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 
 	/* a PGC_POSTMASTER setting can only be defined at the server's start */
@@ -296,6 +386,7 @@ watch_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(MAXALIGN(sizeof(WatchShared)));
+	RequestNamedLWLockTranche("kabsd_fdw watcher", 1);
 }
 
 static void
@@ -313,6 +404,7 @@ watch_shmem_startup(void)
 	{
 		memset(watch_shared, 0, sizeof(WatchShared));
 		SpinLockInit(&watch_shared->mutex);
+		watch_shared->lock = &(GetNamedLWLockTranche("kabsd_fdw watcher"))->lock;
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -473,6 +565,86 @@ watch_wake(void)
 		SetLatch(latch);
 }
 
+/*
+ * kabsd_watch_pending(name): for kabsd_status(), how many changed paths of
+ * a backlog the watcher holds for its next refresh, and since when the
+ * oldest waits (NULL when none does), as it last published them.  Both
+ * NULL when no watcher runs in this database, or it does not follow the
+ * backlog (yet).
+ */
+Datum
+kabsd_watch_pending(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	TupleDesc	tupdesc;
+	Datum		values[2] = {0, 0};
+	bool		nulls[2] = {true, true};
+	pid_t		pid = 0;
+	Oid			dboid = InvalidOid;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	if (watch_shared != NULL)
+	{
+		SpinLockAcquire(&watch_shared->mutex);
+		pid = watch_shared->pid;
+		dboid = watch_shared->dboid;
+		SpinLockRelease(&watch_shared->mutex);
+	}
+	if (pid != 0 && dboid == MyDatabaseId)
+	{
+		LWLockAcquire(watch_shared->lock, LW_SHARED);
+		for (int i = 0; i < watch_shared->nbacklogs; i++)
+		{
+			WatchPending *p = &watch_shared->backlogs[i];
+
+			if (strcmp(p->name, name) != 0)
+				continue;
+			values[0] = Int64GetDatum(p->npending);
+			nulls[0] = false;
+			if (p->since != 0)
+			{
+				values[1] = TimestampTzGetDatum(p->since);
+				nulls[1] = false;
+			}
+			break;
+		}
+		LWLockRelease(watch_shared->lock);
+	}
+	tupdesc = BlessTupleDesc(tupdesc);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * What waits for each backlog's refresh, for kabsd_watch_pending(): written
+ * before each wait, whole (a few hundred bytes a backlog, under an LWLock
+ * that readers take shared).
+ */
+static void
+publish_pending(void)
+{
+	int			n = 0;
+	ListCell   *lc;
+
+	LWLockAcquire(watch_shared->lock, LW_EXCLUSIVE);
+	foreach(lc, watched)
+	{
+		Watched    *w = lfirst(lc);
+		WatchPending *p;
+
+		if (n >= WATCH_SHARED_BACKLOGS)
+			break;
+		if (strlen(w->name) >= NAMEDATALEN)
+			continue;			/* not a name kabsd_attach() gives */
+		p = &watch_shared->backlogs[n++];
+		strlcpy(p->name, w->name, NAMEDATALEN);
+		p->npending = w->full ? Max(w->npending, 1) : w->npending;
+		p->since = w->pending_since;
+	}
+	watch_shared->nbacklogs = n;
+	LWLockRelease(watch_shared->lock);
+}
+
 static void
 watch_detach_shmem(int code, Datum arg)
 {
@@ -515,6 +687,10 @@ kabsd_watch_main(Datum main_arg)
 									 ALLOCSET_DEFAULT_SIZES);
 	if (watch_shared == NULL)
 		elog(FATAL, "kabsd_fdw watcher started without its shared memory");
+	/* nothing published by a watcher before this one stays */
+	LWLockAcquire(watch_shared->lock, LW_EXCLUSIVE);
+	watch_shared->nbacklogs = 0;
+	LWLockRelease(watch_shared->lock);
 	SpinLockAcquire(&watch_shared->mutex);
 	watch_shared->pid = MyProcPid;
 	watch_shared->dboid = MyDatabaseId;
@@ -557,8 +733,23 @@ kabsd_watch_main(Datum main_arg)
 
 					watch_close(w);
 					w->polled = false;
+					w->fallback = false;
 					w->lost = false;
 					watch_setup(w, gettext_noop("kabsd_fdw.watch_mode changed."));
+				}
+			}
+			else
+			{
+				/* a limit may have been raised: inotify is tried again */
+				foreach(lc, watched)
+				{
+					Watched    *w = lfirst(lc);
+
+					if (!w->fallback)
+						continue;
+					w->polled = false;
+					w->fallback = false;
+					watch_setup(w, gettext_noop("The configuration was reloaded: inotify is tried again."));
 				}
 			}
 		}
@@ -624,6 +815,7 @@ kabsd_watch_main(Datum main_arg)
 		if (wait_set_stale)
 			rebuild_wait_set();
 		report_watching();
+		publish_pending();
 		n = WaitEventSetWait(wait_set, timeout, events, lengthof(events),
 							 PG_WAIT_EXTENSION);
 		for (int i = 0; i < n; i++)
@@ -855,14 +1047,15 @@ watch_setup(Watched *w, const char *why)
 				(errmsg("could not initialize inotify for backlog \"%s\": %m",
 						w->name),
 				 errdetail("The backlog is refreshed every kabsd_fdw.watch_poll_interval_ms instead."),
-				 errhint("Raise fs.inotify.max_user_instances.")));
+				 errhint("Raise fs.inotify.max_user_instances, then reload the configuration.")));
 		go_polled(w);
+		w->fallback = true;
 		need_full(w, why);
 		return;
 	}
 	wait_set_stale = true;
 
-	/* the table and its paths in a context of their own, for watch_close */
+	/* the tables and their paths in a context of their own, for watch_close */
 	w->dirs_cxt = AllocSetContextCreate(w->cxt, "kabsd_fdw watched directories",
 										ALLOCSET_DEFAULT_SIZES);
 	memset(&ctl, 0, sizeof(ctl));
@@ -871,8 +1064,13 @@ watch_setup(Watched *w, const char *why)
 	ctl.hcxt = w->dirs_cxt;
 	w->dirs = hash_create("kabsd_fdw watched directories", 256, &ctl,
 						  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	w->links = path_table("kabsd_fdw symbolic links", sizeof(WatchLink), 16,
+						  w->dirs_cxt);
+	w->links_moved = false;
 	w->rootwd = -1;
-	if (add_watches(w, "") && w->rootwd < 0)
+	if (!add_watches(w, ""))
+		return;					/* polled: the LOG lines said why */
+	if (w->rootwd < 0)
 	{
 		/* gone between realpath and the watch */
 		watch_close(w);
@@ -897,12 +1095,16 @@ watch_close(Watched *w)
 		w->fd = -1;
 		wait_set_stale = true;
 	}
+	if (w->dirs)
+		nwatches -= (int) hash_get_num_entries(w->dirs);
 	if (w->dirs_cxt)
 	{
 		MemoryContextDelete(w->dirs_cxt);
 		w->dirs_cxt = NULL;
 	}
 	w->dirs = NULL;
+	w->links = NULL;
+	w->links_moved = false;
 	w->rootwd = -1;
 }
 
@@ -917,139 +1119,399 @@ go_polled(Watched *w)
 }
 
 /*
+ * A watch limit was reached adding the watch of directory abs: the
+ * kernel's (errno says which), or kabsd_fdw.watch_max_directories (ours).
+ * Either way the backlog is polled and walked whole; a reload of the
+ * configuration tries inotify again.
+ */
+static void
+watch_limit_reached(Watched *w, const char *abs, bool ours)
+{
+	if (ours)
+		ereport(LOG,
+				(errmsg("could not watch directory \"%s\" of backlog \"%s\"",
+						abs, w->name),
+				 errdetail("The watcher holds kabsd_fdw.watch_max_directories (%d) watches already. The backlog is refreshed every kabsd_fdw.watch_poll_interval_ms instead.",
+						   kabsd_watch_max_directories),
+				 errhint("Raise kabsd_fdw.watch_max_directories, then reload the configuration.")));
+	else
+		ereport(LOG,
+				(errmsg("could not watch directory \"%s\" of backlog \"%s\": %m",
+						abs, w->name),
+				 errdetail("The backlog is refreshed every kabsd_fdw.watch_poll_interval_ms instead."),
+				 errhint("Raise fs.inotify.max_user_watches, then reload the configuration.")));
+	go_polled(w);
+	w->fallback = true;
+	need_full(w, gettext_noop("The inotify watch limit was reached."));
+}
+
+/* Is relpath one of paths (a List of strings)? */
+static bool
+has_path(const List *paths, const char *relpath)
+{
+	ListCell   *lc;
+
+	foreach(lc, paths)
+		if (strcmp(lfirst(lc), relpath) == 0)
+			return true;
+	return false;
+}
+
+/* Is path p relpath itself, or under it? */
+static bool
+path_under(const char *p, const char *relpath)
+{
+	size_t		len = strlen(relpath);
+
+	return strncmp(p, relpath, len) == 0 && (p[len] == '\0' || p[len] == '/');
+}
+
+/*
  * Watches relpath and every directory under it that the walk enters: not
- * names starting with ".", not names that are not valid UTF-8, never
- * through a symbolic link.  The watch is added before the directory is
- * listed, so that what appears meanwhile is seen by one or the other.
- * Returns false when the watch limit was reached (the backlog is then
- * polled), true otherwise.  A directory watched already keeps its watch
- * descriptor (inotify returns the same one) and takes its path as it is
- * now, so that watching a tree again is harmless.
- *
- * XXX A directory reached through a symbolic link inside the root is
- * walked by the refresh but not watched here: a change under it shows at
- * the link target's path only.
+ * names starting with ".", not names that are not valid UTF-8, nor paths
+ * too long for PATH_MAX; a symbolic link when its target is a directory
+ * inside the root that is not already on the way down (walk.c's rules).
+ * relpath is taken as the walk takes an entry of its parent: a directory
+ * is watched, a link is recorded (and followed, or not).  The watch is
+ * added before the directory is listed, so that what appears meanwhile is
+ * seen by one or the other.  A directory watched already keeps its watch
+ * descriptor (inotify returns the same one) and gains the path if it is a
+ * new one, so that watching a subtree again is harmless.  Returns false
+ * when a watch limit was reached (the backlog is then polled), true
+ * otherwise.
  */
 static bool
 add_watches(Watched *w, const char *relpath)
 {
-	List	   *todo = list_make1(pstrdup(relpath));
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
+											  "kabsd_fdw adding watches",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext oldcxt = MemoryContextSwitchTo(cxt);
+	List	   *todo = NIL;
+	WatchFrame *up;
+	bool		ok = true;
+
+	up = frame_above(w, relpath);
+	if (up == NULL)
+		;						/* gone: its parent's event comes */
+	else if (relpath[0] == '\0')
+		todo = list_make1(up);
+	else
+	{
+		const char *slash = strrchr(relpath, '/');
+
+		todo = visit_child(w, up, slash ? slash + 1 : relpath, todo);
+	}
 
 	while (todo != NIL)
 	{
-		char	   *rel = llast(todo);
-		char	   *abs;
+		WatchFrame *f = llast(todo);
 		int			wd;
+		WatchedDir *d;
 		DIR		   *dir;
 		struct dirent *de;
-		WatchedDir *d;
-		bool		found;
 
 		CHECK_FOR_INTERRUPTS();
 		todo = list_delete_last(todo);
-		abs = rel[0] ? psprintf("%s/%s", w->realroot, rel) : pstrdup(w->realroot);
-		if (strlen(abs) >= PATH_MAX)
-		{
-			/* the walk lists it with an error */
-			pfree(abs);
-			pfree(rel);
-			continue;
-		}
-		wd = inotify_add_watch(w->fd, abs, WATCH_MASK);
+		wd = inotify_add_watch(w->fd, f->abs, WATCH_MASK);
 		if (wd < 0)
 		{
 			if (errno == ENOSPC || errno == ENOMEM)
 			{
-				ereport(LOG,
-						(errmsg("could not watch directory \"%s\" of backlog \"%s\": %m",
-								abs, w->name),
-						 errdetail("The backlog is refreshed every kabsd_fdw.watch_poll_interval_ms instead."),
-						 errhint("Raise fs.inotify.max_user_watches.")));
-				go_polled(w);
-				need_full(w, gettext_noop("The inotify watch limit was reached."));
-				list_free_deep(todo);
-				pfree(abs);
-				pfree(rel);
-				return false;
+				watch_limit_reached(w, f->abs, false);
+				ok = false;
+				break;
 			}
-			/* gone, or unreadable: not walked either */
-			pfree(abs);
-			pfree(rel);
-			continue;
+			continue;			/* gone, or unreadable: not walked either */
 		}
-		d = hash_search(w->dirs, &wd, HASH_ENTER, &found);
-		if (found)
-			pfree(d->relpath);
-		d->relpath = MemoryContextStrdup(w->dirs_cxt, rel);
-		if (rel[0] == '\0')
+		d = hash_search(w->dirs, &wd, HASH_FIND, NULL);
+		if (d == NULL)
+		{
+			if (kabsd_watch_max_directories > 0 &&
+				nwatches >= kabsd_watch_max_directories)
+			{
+				inotify_rm_watch(w->fd, wd);
+				watch_limit_reached(w, f->abs, true);
+				ok = false;
+				break;
+			}
+			d = hash_search(w->dirs, &wd, HASH_ENTER, NULL);
+			d->paths = NIL;
+			nwatches++;
+		}
+		if (!has_path(d->paths, f->rel))
+		{
+			MemoryContextSwitchTo(w->dirs_cxt);
+			d->paths = lappend(d->paths, pstrdup(f->rel));
+			MemoryContextSwitchTo(cxt);
+		}
+		if (f->rel[0] == '\0')
 			w->rootwd = wd;
 
-		dir = opendir(abs);
+		dir = opendir(f->abs);
 		if (dir == NULL)
-		{
-			pfree(abs);
-			pfree(rel);
 			continue;
-		}
 		while ((de = readdir(dir)) != NULL)
 		{
-			size_t		len = strlen(de->d_name);
-			size_t		bad_at;
-			bool		nul;
-			struct stat st;
-			char	   *child;
-
-			if (de->d_name[0] == '.' || !kb_check_utf8(de->d_name, len, &bad_at, &nul))
-				continue;
-			if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN)
-				continue;
-			child = rel[0] ? psprintf("%s/%s", rel, de->d_name) : pstrdup(de->d_name);
-			if (de->d_type == DT_UNKNOWN)
-			{
-				char	   *cabs = psprintf("%s/%s", w->realroot, child);
-
-				if (lstat(cabs, &st) != 0 || !S_ISDIR(st.st_mode))
-				{
-					pfree(cabs);
-					pfree(child);
-					continue;
-				}
-				pfree(cabs);
-			}
-			todo = lappend(todo, child);
+			/* files need no stat: only directories and links are entered */
+			if (de->d_type == DT_DIR || de->d_type == DT_LNK ||
+				de->d_type == DT_UNKNOWN)
+				todo = visit_child(w, f, de->d_name, todo);
 		}
 		closedir(dir);
-		pfree(abs);
-		pfree(rel);
+	}
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextDelete(cxt);
+	return ok;
+}
+
+/*
+ * The directory that holds relpath, with those above it, each resolved as
+ * the walk resolves it (following the links on the way); for "", the root
+ * itself.  NULL when one of them is gone.
+ */
+static WatchFrame *
+frame_above(Watched *w, const char *relpath)
+{
+	WatchFrame *f = palloc0(sizeof(WatchFrame));
+	struct stat st;
+	const char *slash;
+
+	if (stat(w->realroot, &st) != 0)
+		return NULL;
+	f->rel = "";
+	f->abs = w->realroot;
+	f->dev = st.st_dev;
+	f->ino = st.st_ino;
+	for (slash = strchr(relpath, '/'); slash != NULL; slash = strchr(slash + 1, '/'))
+	{
+		WatchFrame *down = palloc0(sizeof(WatchFrame));
+		char		real[PATH_MAX];
+		char	   *abs;
+
+		down->rel = pnstrdup(relpath, slash - relpath);
+		abs = psprintf("%s/%s", w->realroot, down->rel);
+		if (realpath(abs, real) == NULL || stat(real, &st) != 0)
+			return NULL;
+		down->abs = pstrdup(real);
+		down->dev = st.st_dev;
+		down->ino = st.st_ino;
+		down->up = f;
+		f = down;
+	}
+	return f;
+}
+
+/* Is a directory of this device and inode on the way down to up? */
+static bool
+on_the_way(const WatchFrame *up, const struct stat *st)
+{
+	for (; up != NULL; up = up->up)
+		if (up->dev == st->st_dev && up->ino == st->st_ino)
+			return true;
+	return false;
+}
+
+/*
+ * An entry name of directory up, as the walk takes it: a directory to
+ * enter is added to todo, a link recorded (and its target added when the
+ * walk follows it).  Returns todo.
+ */
+static List *
+visit_child(Watched *w, WatchFrame *up, const char *name, List *todo)
+{
+	size_t		len = strlen(name);
+	size_t		bad_at;
+	bool		nul;
+	char	   *rel;
+	char	   *abs;
+	struct stat st;
+	WatchFrame *f;
+
+	if (name[0] == '.' || !kb_check_utf8(name, len, &bad_at, &nul))
+		return todo;
+	rel = up->rel[0] ? psprintf("%s/%s", up->rel, name) : pstrdup(name);
+	abs = psprintf("%s/%s", up->abs, name);
+	if (strlen(rel) >= PATH_MAX || strlen(abs) >= PATH_MAX)
+		return todo;			/* the walk lists it with an error */
+	if (lstat(abs, &st) != 0)
+		return todo;
+	if (S_ISLNK(st.st_mode))
+	{
+		char		target[PATH_MAX];
+		bool		follows = walk_follows(w, up, abs, target, &st);
+
+		record_link(w, rel, follows ? target : NULL, &st);
+		if (!follows)
+			return todo;
+		abs = pstrdup(target);
+	}
+	else if (!S_ISDIR(st.st_mode) || on_the_way(up, &st))
+		return todo;
+	f = palloc0(sizeof(WatchFrame));
+	f->rel = rel;
+	f->abs = abs;
+	f->dev = st.st_dev;
+	f->ino = st.st_ino;
+	f->up = up;
+	return lappend(todo, f);
+}
+
+/*
+ * Does the walk enter the symbolic link abs, an entry of directory up?  It
+ * does when the link resolves to a directory inside the root that is not
+ * one of up's ancestors nor on the way down.  Sets target (PATH_MAX bytes)
+ * and st to what it resolves to.
+ */
+static bool
+walk_follows(Watched *w, const WatchFrame *up, const char *abs, char *target,
+			 struct stat *st)
+{
+	size_t		rootlen = strlen(w->realroot);
+	size_t		tl;
+
+	if (realpath(abs, target) == NULL)
+		return false;
+	if (!(strncmp(target, w->realroot, rootlen) == 0 &&
+		  (target[rootlen] == '\0' || target[rootlen] == '/' || rootlen == 1)))
+		return false;
+	if (stat(target, st) != 0 || !S_ISDIR(st->st_mode))
+		return false;
+	tl = strlen(target);
+	if (strncmp(up->abs, target, tl) == 0 &&
+		(up->abs[tl] == '\0' || up->abs[tl] == '/'))
+		return false;
+	return !on_the_way(up, st);
+}
+
+/* A link met, and what it resolved to (NULL: not followed). */
+static void
+record_link(Watched *w, const char *relpath, const char *target,
+			const struct stat *st)
+{
+	char	   *key = (char *) relpath;
+	bool		found;
+	WatchLink  *l = hash_search(w->links, &key, HASH_ENTER, &found);
+
+	if (!found)
+		l->relpath = MemoryContextStrdup(w->dirs_cxt, relpath);
+	else if (l->target)
+		pfree(l->target);
+	l->target = target ? MemoryContextStrdup(w->dirs_cxt, target) : NULL;
+	l->dev = target ? st->st_dev : 0;
+	l->ino = target ? st->st_ino : 0;
+}
+
+/*
+ * After a directory or a link came, moved or went: each link met is
+ * resolved again, and one that now resolves differently (or is gone) has
+ * its subtree refreshed and watched again.  Few backlogs have links; this
+ * costs a few stats for each.  Returns false when the backlog became
+ * polled.
+ */
+static bool
+recheck_links(Watched *w)
+{
+	HASH_SEQ_STATUS seq;
+	WatchLink  *l;
+	List	   *changed = NIL;
+	ListCell   *lc;
+
+	w->links_moved = false;
+	if (w->links == NULL || hash_get_num_entries(w->links) == 0)
+		return true;
+	hash_seq_init(&seq, w->links);
+	while ((l = hash_seq_search(&seq)) != NULL)
+	{
+		WatchFrame *up = frame_above(w, l->relpath);
+		char	   *abs = psprintf("%s/%s", w->realroot, l->relpath);
+		char		target[PATH_MAX];
+		struct stat st;
+		bool		same;
+
+		if (up == NULL || lstat(abs, &st) != 0 || !S_ISLNK(st.st_mode))
+			same = false;
+		else if (walk_follows(w, up, abs, target, &st))
+			same = l->target != NULL && strcmp(l->target, target) == 0 &&
+				l->dev == st.st_dev && l->ino == st.st_ino;
+		else
+			same = l->target == NULL;
+		if (!same)
+			changed = lappend(changed, pstrdup(l->relpath));
+	}
+	foreach(lc, changed)
+	{
+		const char *relpath = lfirst(lc);
+
+		drop_watches_under(w, relpath);
+		add_pending(w, relpath);
+		if (!add_watches(w, relpath))
+			return false;
 	}
 	return true;
 }
 
-/* A directory moved away: its watches, and those under it, go. */
+/*
+ * A directory or link moved away (or changed): its path, and those under
+ * it, go from the watched directories and the links met; a directory left
+ * with no path loses its watch.
+ */
 static void
 drop_watches_under(Watched *w, const char *relpath)
 {
 	HASH_SEQ_STATUS seq;
 	WatchedDir *d;
-	size_t		len = strlen(relpath);
+	WatchLink  *l;
 
 	hash_seq_init(&seq, w->dirs);
 	while ((d = hash_seq_search(&seq)) != NULL)
 	{
-		if (strncmp(d->relpath, relpath, len) == 0 &&
-			(d->relpath[len] == '\0' || d->relpath[len] == '/'))
+		ListCell   *lc;
+
+		foreach(lc, d->paths)
+		{
+			char	   *p = lfirst(lc);
+
+			if (path_under(p, relpath))
+			{
+				d->paths = foreach_delete_current(d->paths, lc);
+				pfree(p);
+			}
+		}
+		if (d->paths == NIL)
 		{
 			inotify_rm_watch(w->fd, d->wd);
-			pfree(d->relpath);
-			hash_search(w->dirs, &d->wd, HASH_REMOVE, NULL);
+			forget_dir(w, d);
 		}
 	}
+	hash_seq_init(&seq, w->links);
+	while ((l = hash_seq_search(&seq)) != NULL)
+	{
+		char	   *p = l->relpath;
+
+		if (!path_under(p, relpath))
+			continue;
+		if (l->target)
+			pfree(l->target);
+		hash_search(w->links, &p, HASH_REMOVE, NULL);
+		pfree(p);
+	}
+}
+
+/* A directory no longer watched (its watch removed): its entry goes. */
+static void
+forget_dir(Watched *w, WatchedDir *d)
+{
+	list_free_deep(d->paths);
+	hash_search(w->dirs, &d->wd, HASH_REMOVE, NULL);
+	nwatches--;
 }
 
 /*
  * Reads the events queued for a backlog, without waiting: at most
  * WATCH_MAX_READS buffers; what is left is read in the next pass, the
- * descriptor being still readable then.
+ * descriptor being still readable then.  Then, if a directory or a link
+ * came or went, the links met are resolved again.
  */
 static void
 read_events(Watched *w)
@@ -1074,50 +1536,62 @@ read_events(Watched *w)
 								w->name)));
 				watch_close(w);
 				watch_setup(w, gettext_noop("Its inotify events could not be read."));
+				return;
 			}
-			return;
+			break;
 		}
-		for (p = buf; p < buf + len && w->fd >= 0;)
+		for (p = buf; p < buf + len;)
 		{
 			const struct inotify_event *ev = (const struct inotify_event *) p;
 
-			handle_event(w, ev);
+			/* the rest of the buffer is another instance's, or none's */
+			if (!handle_event(w, ev))
+				return;
 			p += sizeof(struct inotify_event) + ev->len;
 		}
 	}
+	if (w->fd >= 0 && w->links_moved)
+		(void) recheck_links(w);
 }
 
 /*
  * One event: the path it names becomes pending (a directory meaning its
- * subtree), a directory that appears is watched, one moved away is no
- * longer.  What the walk skips is skipped: names starting with ".", and
- * files whose names do not end in ".md".
+ * subtree), at each path of the directory it happened in; a directory or
+ * a link to one that appears is watched, one moved away is no longer.
+ * What the walk skips is skipped: names starting with ".", and files whose
+ * names do not end in ".md" (links aside).  Returns false when the backlog
+ * no longer reads this inotify instance (set up again, polled, or its root
+ * lost): the events after this one are not its.
  */
-static void
+static bool
 handle_event(Watched *w, const struct inotify_event *ev)
 {
 	WatchedDir *d;
 	bool		isdir = (ev->mask & IN_ISDIR) != 0;
+	bool		md;
+	bool		came = (ev->mask & (IN_CREATE | IN_MOVED_TO)) != 0;
+	bool		went = (ev->mask & (IN_DELETE | IN_MOVED_FROM)) != 0;
 	size_t		len;
 	size_t		bad_at;
 	bool		nul;
-	char	   *relpath;
+	List	   *paths;
+	ListCell   *lc;
 
 	if (ev->mask & IN_Q_OVERFLOW)
 	{
 		/*
-		 * Events were lost, those of directories created meanwhile among
-		 * them: watch again what is there (add_watches keeps the watches it
-		 * finds, with their paths as they are now), then walk it all.  When
-		 * the watch limit is reached, add_watches has made it polled.
+		 * Events were lost: which directories and links came or went among
+		 * them.  The backlog is watched again from nothing, in a new
+		 * instance (the old one's queue is dropped with it), and walked
+		 * whole.
 		 */
-		if (add_watches(w, ""))
-			need_full(w, gettext_noop("The inotify event queue overflowed."));
-		return;
+		watch_close(w);
+		watch_setup(w, gettext_noop("The inotify event queue overflowed."));
+		return false;
 	}
 	d = hash_search(w->dirs, &ev->wd, HASH_FIND, NULL);
 	if (d == NULL)
-		return;					/* a watch dropped already */
+		return true;			/* a watch dropped already */
 	if (ev->wd == w->rootwd &&
 		(ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT | IN_IGNORED)))
 	{
@@ -1129,46 +1603,92 @@ handle_event(Watched *w, const struct inotify_event *ev)
 		w->lost = true;
 		w->next_check = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													WATCH_RECHECK_MS);
-		return;
+		return false;
 	}
 	if (ev->mask & IN_IGNORED)
 	{
-		pfree(d->relpath);
-		hash_search(w->dirs, &ev->wd, HASH_REMOVE, NULL);
-		return;
+		/* gone: a link to it now resolves to nothing */
+		forget_dir(w, d);
+		w->links_moved = true;
+		return true;
 	}
 	/* the parent's event names it */
 	if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT))
-		return;
+		return true;
 	if (ev->len == 0 || ev->name[0] == '\0' || ev->name[0] == '.')
-		return;
+		return true;
 	len = strlen(ev->name);
-	if (!isdir && (len < 3 || strcmp(ev->name + len - 3, ".md") != 0))
-		return;
+	md = len >= 3 && strcmp(ev->name + len - 3, ".md") == 0;
+	/* a name that is no Markdown may be a link that came or went */
+	if (!isdir && !md && !came && !went)
+		return true;
 	if (!kb_check_utf8(ev->name, len, &bad_at, &nul))
 	{
 		/* listed by the walk with an escaped path: no path to pass */
 		need_full(w, gettext_noop("A name that is not valid UTF-8 changed."));
-		return;
+		return true;
 	}
-	relpath = d->relpath[0] ? psprintf("%s/%s", d->relpath, ev->name)
-		: pstrdup(ev->name);
-	if (isdir)
+
+	/* its paths, copied: watches added and dropped change them */
+	paths = NIL;
+	foreach(lc, d->paths)
+		paths = lappend(paths, pstrdup(lfirst(lc)));
+	foreach(lc, paths)
 	{
-		if (ev->mask & IN_MOVED_FROM)
-			drop_watches_under(w, relpath);
-		if ((ev->mask & (IN_CREATE | IN_MOVED_TO | IN_ATTRIB)) &&
-			!add_watches(w, relpath))
+		const char *dirpath = lfirst(lc);
+		char	   *relpath = dirpath[0] ? psprintf("%s/%s", dirpath, ev->name)
+			: pstrdup(ev->name);
+
+		if (isdir)
 		{
-			pfree(relpath);
-			return;				/* polled from now on */
+			if (ev->mask & IN_MOVED_FROM)
+				drop_watches_under(w, relpath);
+			if (came || went)
+				w->links_moved = true;
+			if ((came || (ev->mask & IN_ATTRIB)) && !add_watches(w, relpath))
+				return false;	/* polled from now on */
 		}
+		else if (came || went)
+		{
+			char	   *key = relpath;
+			bool		link = false;
+
+			if (went)
+				link = hash_search(w->links, &key, HASH_FIND, NULL) != NULL;
+			else
+			{
+				char	   *abs = psprintf("%s/%s", w->realroot, relpath);
+				struct stat st;
+
+				link = lstat(abs, &st) == 0 && S_ISLNK(st.st_mode);
+				pfree(abs);
+			}
+			if (link)
+			{
+				/* what it leads to is refreshed (and watched) whole */
+				drop_watches_under(w, relpath);
+				w->links_moved = true;
+				if (came && !add_watches(w, relpath))
+					return false;
+			}
+			else if (!md)
+			{
+				pfree(relpath);
+				continue;
+			}
+		}
+		add_pending(w, relpath);
+		pfree(relpath);
 	}
-	add_pending(w, relpath);
-	pfree(relpath);
+	list_free_deep(paths);
+	return true;
 }
 
-/* A path changed: refreshed after the quiet period, or the cap. */
+/*
+ * A path changed: refreshed after the quiet period, or the cap.  While a
+ * whole-tree refresh is due the paths are still counted, for
+ * kabsd_status(); up to WATCH_MAX_PATHS of them either way.
+ */
 static void
 add_pending(Watched *w, const char *relpath)
 {
@@ -1179,21 +1699,21 @@ add_pending(Watched *w, const char *relpath)
 
 	if (w->first_event == 0)
 		w->first_event = now;
+	if (w->pending_since == 0)
+		w->pending_since = now;
 	w->last_event = now;
-	if (w->full)
-		return;
-	if (GetDatabaseEncoding() != PG_UTF8 && !pg_is_ascii(relpath))
-	{
-		/* XXX the path as the snapshot holds it is not built here */
-		need_full(w, gettext_noop("A name that is not ASCII changed in a database that is not UTF8."));
-		return;
-	}
 	if (w->npending >= WATCH_MAX_PATHS)
 	{
 		/* a constant, so that it is translated: it names WATCH_MAX_PATHS */
 		StaticAssertStmt(WATCH_MAX_PATHS == 10000, "the message says 10000");
-		need_full(w, gettext_noop("More than 10000 paths changed."));
+		if (!w->full)
+			need_full(w, gettext_noop("More than 10000 paths changed."));
 		return;
+	}
+	if (!w->full && GetDatabaseEncoding() != PG_UTF8 && !pg_is_ascii(relpath))
+	{
+		/* XXX the path as the snapshot holds it is not built here */
+		need_full(w, gettext_noop("A name that is not ASCII changed in a database that is not UTF8."));
 	}
 	p = hash_search(w->pending, &key, HASH_ENTER, &found);
 	if (!found)
@@ -1205,7 +1725,8 @@ add_pending(Watched *w, const char *relpath)
 
 /*
  * The next refresh walks the whole tree; the LOG line says why.  why is a
- * sentence marked with gettext_noop() by the caller, translated here.
+ * sentence marked with gettext_noop() by the caller, translated here.  The
+ * paths pending stay, counted (the refresh does not read them).
  */
 static void
 need_full(Watched *w, const char *why)
@@ -1215,9 +1736,9 @@ need_full(Watched *w, const char *why)
 	ereport(LOG,
 			(errmsg("full refresh of backlog \"%s\"", w->name),
 			 errdetail("%s", _(why))));
-	if (!w->full)
-		clear_pending(w);
 	w->full = true;
+	if (w->pending_since == 0)
+		w->pending_since = now;
 	/* at once: nothing says more is coming */
 	w->first_event = TimestampTzPlusMilliseconds(now, -kabsd_watch_max_delay_ms);
 	w->last_event = w->first_event;
@@ -1226,28 +1747,40 @@ need_full(Watched *w, const char *why)
 static void
 clear_pending(Watched *w)
 {
-	HASHCTL		ctl;
-
 	if (w->pending_cxt == NULL)
 		w->pending_cxt = AllocSetContextCreate(w->cxt, "kabsd_fdw pending paths",
 											   ALLOCSET_DEFAULT_SIZES);
 	else
 		MemoryContextReset(w->pending_cxt);
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(char *);
-	ctl.entrysize = sizeof(PendingPath);
-	ctl.hash = pending_hash;
-	ctl.match = pending_match;
-	ctl.hcxt = w->pending_cxt;
-	w->pending = hash_create("kabsd_fdw pending paths", 64, &ctl,
-							 HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	w->pending = path_table("kabsd_fdw pending paths", sizeof(PendingPath), 64,
+							w->pending_cxt);
 	w->npending = 0;
 	w->first_event = 0;
 	w->last_event = 0;
+	w->pending_since = 0;
+}
+
+/*
+ * A hash table in cxt of entries whose first field is a path (char *), the
+ * key, compared as text.
+ */
+static HTAB *
+path_table(const char *name, Size entrysize, long nelem, MemoryContext cxt)
+{
+	HASHCTL		ctl;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(char *);
+	ctl.entrysize = entrysize;
+	ctl.hash = path_hash;
+	ctl.match = path_match;
+	ctl.hcxt = cxt;
+	return hash_create(name, nelem, &ctl,
+					   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
 }
 
 static uint32
-pending_hash(const void *key, Size keysize)
+path_hash(const void *key, Size keysize)
 {
 	const char *s = *(char *const *) key;
 
@@ -1255,7 +1788,7 @@ pending_hash(const void *key, Size keysize)
 }
 
 static int
-pending_match(const void *key1, const void *key2, Size keysize)
+path_match(const void *key1, const void *key2, Size keysize)
 {
 	return strcmp(*(char *const *) key1, *(char *const *) key2);
 }
