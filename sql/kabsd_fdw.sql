@@ -137,9 +137,10 @@ COMMENT ON TABLE kabsd.file_stamps IS 'Internal: what each file of each snapshot
 -- no key to keep (rows go by TID), so a publication FOR ALL TABLES
 -- identifies a row by all of it
 ALTER TABLE kabsd.file_stamps REPLICA IDENTITY FULL;
--- a refresh of a few files looks their stamps up; the refresh keeps this
--- index, and no other, as it writes rows by their TIDs
-CREATE INDEX file_stamps_backlog_path_idx ON kabsd.file_stamps (backlog, path);
+-- a refresh of some paths looks their stamps up, and those below them (in
+-- bytes' order a directory's paths lie side by side); the refresh keeps
+-- this index, and no other, as it writes rows by their TIDs
+CREATE INDEX file_stamps_backlog_path_idx ON kabsd.file_stamps (backlog, path COLLATE "C");
 REVOKE ALL ON kabsd.file_stamps FROM PUBLIC;
 GRANT SELECT, DELETE ON kabsd.file_stamps TO pg_read_server_files;
 SELECT pg_catalog.pg_extension_config_dump('kabsd.file_stamps', '');

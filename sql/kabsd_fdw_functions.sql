@@ -276,6 +276,9 @@ BEGIN
         CASE WHEN t IN ('files', 'items', 'decisions') THEN 'path' ELSE 'path, ordinal' END);
     END IF;
   END LOOP;
+  -- a refresh of some paths looks them up, and those below them: in
+  -- bytes' order a directory's paths lie side by side
+  EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS files_path_bytes_idx ON %I.files (path COLLATE "C")', n);
   EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS items_uid_idx ON %I.items (uid)', n);
   EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS items_id_idx ON %I.items (id)', n);
   EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS items_state_idx ON %I.items (state)', n);

@@ -227,8 +227,8 @@ typedef struct SnapTable
 	TupleTableSlot *new_slot;
 	TupleTableSlot *min_slot;	/* rows kept in a tuplestore */
 	Relation	ididx;			/* items and decisions: the indexes on id and */
-	Relation	nameidx;		/* on file name, when targets are looked up
-								 * (refresh_targets.c) */
+	Relation	nameidx;		/* on file name (links: target_id's), when
+								 * targets are looked up (refresh_targets.c) */
 	/* the leader's writing (refresh_write.c) */
 	struct ResultRelInfo *rri;
 	TupleTableSlot **bulk;		/* empty tables: rows batched for the heap */
@@ -269,6 +269,10 @@ struct RefreshState
 	struct targets_hash *targets;	/* link targets, built when first needed */
 	MemoryContext targets_cxt;
 	uint64		targets_sum;	/* of what items and decisions give targets */
+	bool		collect_targets;	/* note each target a row gives or takes */
+	bool		retarget_all;	/* more changed than is worth noting */
+	List	   *changed_targets;	/* ChangedTarget (refresh_targets.c) */
+	bool		parallel_used;	/* workers shared the reading */
 	int64		errors_delta;	/* files with an error, gained less lost */
 	int64		files_read;
 	MemoryContext keep_cxt;		/* the leader in parallel mode: holds what
@@ -297,6 +301,10 @@ extern uint64 kabsd_targets_row_hash(const SnapTable *st, const Datum *values,
 extern void kabsd_targets_final(RefreshState *rs);
 extern void kabsd_targets_by_index(RefreshState *rs);
 extern void kabsd_targets_end(RefreshState *rs);
+extern void kabsd_targets_note_row(RefreshState *rs, const SnapTable *st,
+								   const Datum *values, const bool *nulls);
+extern bool kabsd_targets_links_to_check(RefreshState *rs, ItemPointerData **tids,
+										 int *ntids);
 
 /* refresh_write.c: the leader's writing, the snapshot's only writer */
 extern void kabsd_write_begin(RefreshState *rs);
@@ -312,9 +320,8 @@ extern uint64 kabsd_fingerprint_start(const KabsdOptions *opts);
 extern uint64 kabsd_fingerprint_entry(uint64 h, const KbEntry *e);
 extern Datum kabsd_fingerprint_text(uint64 h, int64 nfiles);
 extern int64 kabsd_file_stamp(uint64 salt, const KbEntry *e);
-extern KnownPaths *kabsd_known_load(RefreshState *rs, const char *root,
-									const char *const *paths, int npaths,
-									MemoryContext cxt);
+extern KnownPaths *kabsd_known_load(RefreshState *rs, const char *const *paths,
+									int npaths, MemoryContext cxt);
 extern bool kabsd_known_walked(KnownPaths *kp, const KbEntry *e, int64 stamp,
 							   bool full, ItemPointer files_tid);
 extern void kabsd_known_keep_stamps(KnownPaths *kp, bool keep);

@@ -253,8 +253,6 @@ read_listed(RefreshState *rs, WorkList *wl, const Oid *relids,
 	KbEntry		e;
 	ItemPointerData files_tid;
 
-	if (wl->n == 0)
-		return 0;
 	if (wl->n >= Max(1, kabsd_min_parallel_refresh_files) && nworkers > 0)
 	{
 		kabsd_write_keep(rs, CurrentMemoryContext);
@@ -263,9 +261,14 @@ read_listed(RefreshState *rs, WorkList *wl, const Oid *relids,
 	}
 	else
 	{
-		/* a few files: their links' targets are looked up, not mapped */
+		/*
+		 * A few files (or none, the others being gone): links' targets are
+		 * looked up, not mapped, and so are the links they could change
+		 */
 		if (wl->n <= FEW_FILES)
 			kabsd_targets_by_index(rs);
+		if (wl->n == 0)
+			return 0;
 		analyzer = kabsd_analyzer_begin(wl->root, opts->max_file_size,
 										KB_NEED_ALL, CurrentMemoryContext);
 	}
@@ -440,8 +443,7 @@ kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 		}
 		else
 		{
-			kp = kabsd_known_load(&rs, opts.root, paths, npaths,
-								  CurrentMemoryContext);
+			kp = kabsd_known_load(&rs, paths, npaths, CurrentMemoryContext);
 			initStringInfo(&pathbuf);
 			for (int64 i = 0; i < walked.n; i++)
 			{
@@ -459,7 +461,7 @@ kabsd_snapshot_apply(PG_FUNCTION_ARGS)
 		 * Every file is read.  When there are many, the workers start
 		 * first and read while the walk goes on.
 		 */
-		kp = kabsd_known_load(&rs, opts.root, NULL, 0, CurrentMemoryContext);
+		kp = kabsd_known_load(&rs, NULL, 0, CurrentMemoryContext);
 		stream = nworkers > 0 &&
 			kabsd_known_count(kp) >= (uint64) Max(1, kabsd_min_parallel_refresh_files);
 		if (stream)

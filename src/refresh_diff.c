@@ -279,7 +279,10 @@ insert_row(RefreshState *rs, SnapTable *st, const Datum *values,
 	int			natts = RelationGetDescr(st->rel)->natts;
 
 	if (st->table == KT_ITEMS || st->table == KT_DECISIONS)
+	{
 		rs->targets_sum += kabsd_targets_row_hash(st, values, nulls);
+		kabsd_targets_note_row(rs, st, values, nulls);
+	}
 	else if (st->table == KT_FILES && !nulls[st->error_att - 1])
 		rs->errors_delta++;
 
@@ -296,8 +299,11 @@ static void
 delete_row(RefreshState *rs, SnapTable *st, TupleTableSlot *old)
 {
 	if (st->table == KT_ITEMS || st->table == KT_DECISIONS)
+	{
 		rs->targets_sum -= kabsd_targets_row_hash(st, old->tts_values,
 												  old->tts_isnull);
+		kabsd_targets_note_row(rs, st, old->tts_values, old->tts_isnull);
+	}
 	else if (st->table == KT_FILES && !old->tts_isnull[st->error_att - 1])
 		rs->errors_delta--;
 	rs->sink->delete(rs, st, &old->tts_tid);
@@ -450,53 +456,87 @@ kabsd_diff_gone(RefreshState *rs, const char *path, ItemPointer files_tid)
 }
 
 /*
+ * One link row (in old) resolved again: rewritten when its target_uid
+ * differs.  copy is a slot of the links table's shape.
+ */
+static void
+retarget_link(RefreshState *rs, SnapTable *st, TupleTableSlot *old,
+			  TupleTableSlot *copy, Datum *values, bool *nulls)
+{
+	TupleDesc	desc = RelationGetDescr(st->rel);
+	int			k = st->target_att - 1;
+
+	slot_getallattrs(old);
+	memcpy(values, old->tts_values, sizeof(Datum) * desc->natts);
+	memcpy(nulls, old->tts_isnull, sizeof(bool) * desc->natts);
+	kabsd_targets_resolve(rs, st, values, nulls);
+	if (nulls[k] == old->tts_isnull[k] &&
+		(nulls[k] || value_equal(TupleDescAttr(desc, k), values[k],
+								 old->tts_values[k])))
+		return;
+	/* the new row's values are the old row's: copy them first */
+	ExecClearTuple(copy);
+	memcpy(copy->tts_values, values, sizeof(Datum) * desc->natts);
+	memcpy(copy->tts_isnull, nulls, sizeof(bool) * desc->natts);
+	ExecStoreVirtualTuple(copy);
+	ExecMaterializeSlot(copy);
+	delete_row(rs, st, old);
+	insert_row(rs, st, copy->tts_values, copy->tts_isnull);
+	ExecClearTuple(copy);
+}
+
+/*
  * When the targets of items and decisions changed, a link in a file that
- * did not change may resolve differently: every link is checked against
- * the final tables (what the leader wrote must be flushed first).
+ * did not change may resolve differently (what the leader wrote must be
+ * flushed first).  After a refresh of a few files only the links that
+ * could are checked, found by index; otherwise every link is, against
+ * maps of the final tables.
  */
 void
 kabsd_diff_retarget_links(RefreshState *rs, MemoryContext rowcxt)
 {
 	SnapTable  *st = &rs->t[KT_LINKS];
 	TupleDesc	desc = RelationGetDescr(st->rel);
-	TableScanDesc scan;
 	Datum	   *values = palloc(sizeof(Datum) * desc->natts);
 	bool	   *nulls = palloc(sizeof(bool) * desc->natts);
 	TupleTableSlot *copy = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
+	ItemPointerData *tids;
+	int			ntids;
 
-	kabsd_targets_final(rs);
-
-	scan = table_beginscan(st->rel, rs->snapshot, 0, NULL);
-	while (table_scan_getnextslot(scan, ForwardScanDirection, st->old_slot))
+	if (kabsd_targets_links_to_check(rs, &tids, &ntids))
 	{
-		TupleTableSlot *old = st->old_slot;
-		MemoryContext oldcxt;
-		int			k = st->target_att - 1;
-
-		CHECK_FOR_INTERRUPTS();
-		oldcxt = MemoryContextSwitchTo(rowcxt);
-		slot_getallattrs(old);
-		memcpy(values, old->tts_values, sizeof(Datum) * desc->natts);
-		memcpy(nulls, old->tts_isnull, sizeof(bool) * desc->natts);
-		kabsd_targets_resolve(rs, st, values, nulls);
-		if (nulls[k] != old->tts_isnull[k] ||
-			(!nulls[k] && !value_equal(TupleDescAttr(desc, k), values[k],
-									   old->tts_values[k])))
+		for (int i = 0; i < ntids; i++)
 		{
-			/* the new row's values are the old row's: copy them first */
-			ExecClearTuple(copy);
-			memcpy(copy->tts_values, values, sizeof(Datum) * desc->natts);
-			memcpy(copy->tts_isnull, nulls, sizeof(bool) * desc->natts);
-			ExecStoreVirtualTuple(copy);
-			ExecMaterializeSlot(copy);
-			delete_row(rs, st, old);
-			insert_row(rs, st, copy->tts_values, copy->tts_isnull);
-			ExecClearTuple(copy);
+			MemoryContext oldcxt;
+
+			CHECK_FOR_INTERRUPTS();
+			oldcxt = MemoryContextSwitchTo(rowcxt);
+			if (table_tuple_fetch_row_version(st->rel, &tids[i], rs->snapshot,
+											  st->old_slot))
+				retarget_link(rs, st, st->old_slot, copy, values, nulls);
+			ExecClearTuple(st->old_slot);
+			MemoryContextSwitchTo(oldcxt);
+			MemoryContextReset(rowcxt);
 		}
-		MemoryContextSwitchTo(oldcxt);
-		MemoryContextReset(rowcxt);
 	}
-	table_endscan(scan);
-	ExecClearTuple(st->old_slot);
+	else
+	{
+		TableScanDesc scan;
+
+		kabsd_targets_final(rs);
+		scan = table_beginscan(st->rel, rs->snapshot, 0, NULL);
+		while (table_scan_getnextslot(scan, ForwardScanDirection, st->old_slot))
+		{
+			MemoryContext oldcxt;
+
+			CHECK_FOR_INTERRUPTS();
+			oldcxt = MemoryContextSwitchTo(rowcxt);
+			retarget_link(rs, st, st->old_slot, copy, values, nulls);
+			MemoryContextSwitchTo(oldcxt);
+			MemoryContextReset(rowcxt);
+		}
+		table_endscan(scan);
+		ExecClearTuple(st->old_slot);
+	}
 	ExecDropSingleTupleTableSlot(copy);
 }

@@ -362,6 +362,8 @@ kabsd_parallel_begin(RefreshState *rs, const Oid *relids, const KabsdOptions *op
 	shm_toc_estimate_keys(&pcxt->estimator, 4);
 	InitializeParallelDSM(pcxt);
 	pr->pcxt = pcxt;
+	/* what the workers change in targets comes as a sum, never as a list */
+	rs->parallel_used = true;
 
 	sh = shm_toc_allocate(pcxt->toc, shsize);
 	memcpy(sh->tables, relids, sizeof(Oid) * KT_COUNT);

@@ -18,8 +18,6 @@
  */
 #include "kabsd_fdw.h"
 
-#include <sys/stat.h>
-
 #include "access/genam.h"
 #include "access/heapam.h"
 #include "access/nbtree.h"
@@ -28,6 +26,7 @@
 #include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_am.h"
+#include "catalog/pg_collation.h"
 #include "catalog/pg_opfamily.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
@@ -187,7 +186,7 @@ struct KnownPaths
 
 /*
  * Is idx the index kabsd_fdw makes on kabsd.file_stamps: a btree on
- * (backlog, path), the columns as they are, bytes equal to bytes?
+ * (backlog, path COLLATE "C"), where a directory's paths lie side by side?
  */
 static bool
 is_stamps_index(Relation idx)
@@ -199,7 +198,7 @@ is_stamps_index(Relation idx)
 		idx->rd_opfamily[0] == TEXT_BTREE_FAM_OID &&
 		idx->rd_opfamily[1] == TEXT_BTREE_FAM_OID &&
 		get_collation_isdeterministic(idx->rd_indcollation[0]) &&
-		get_collation_isdeterministic(idx->rd_indcollation[1]) &&
+		idx->rd_indcollation[1] == C_COLLATION_OID &&
 		RelationGetIndexExpressions(idx) == NIL &&
 		RelationGetIndexPredicate(idx) == NIL;
 }
@@ -415,26 +414,84 @@ known_scan(KnownPaths *kp, RefreshState *rs)
 	ExecDropSingleTupleTableSlot(slot);
 }
 
-/* Looks up, with the index idx of rel, the rows whose keys equal keys. */
-static void
-lookup_rows(KnownPaths *kp, Relation rel, Relation idx, const Datum *keys,
-			int nkeys, TupleTableSlot *slot, SnapTable *files)
+/*
+ * The index of the files table on path alone in bytes' order (COLLATE
+ * "C"), where a directory's paths lie side by side; NULL when none.
+ */
+static Relation
+open_files_bytes_index(SnapTable *files)
 {
-	ScanKeyData sk[2];
-	IndexScanDesc scan;
+	List	   *indexes = RelationGetIndexList(files->rel);
+	ListCell   *lc;
 
-	for (int i = 0; i < nkeys; i++)
-		ScanKeyEntryInitialize(&sk[i], 0, i + 1, BTEqualStrategyNumber,
-							   InvalidOid, idx->rd_indcollation[i], F_TEXTEQ,
-							   keys[i]);
-	scan = index_beginscan(rel, idx, kp->snapshot, nkeys, 0);
-	index_rescan(scan, sk, nkeys, NULL, 0);
+	foreach(lc, indexes)
+	{
+		Relation	idx = index_open(lfirst_oid(lc), AccessShareLock);
+
+		if (idx->rd_rel->relam == BTREE_AM_OID && idx->rd_index->indisvalid &&
+			idx->rd_index->indnatts == 1 &&
+			idx->rd_index->indkey.values[0] == files->path_att &&
+			idx->rd_opfamily[0] == TEXT_BTREE_FAM_OID &&
+			idx->rd_indcollation[0] == C_COLLATION_OID &&
+			RelationGetIndexExpressions(idx) == NIL &&
+			RelationGetIndexPredicate(idx) == NIL)
+		{
+			list_free(indexes);
+			return idx;
+		}
+		index_close(idx, AccessShareLock);
+	}
+	list_free(indexes);
+	return NULL;
+}
+
+/*
+ * The rows idx finds (its last key column being a path in bytes' order)
+ * whose path is path, or below it when below: first the keys before the
+ * path (nkeys of them, equal), then the path.  Each is taken as a files
+ * row (files given) or as a stamp.
+ */
+static void
+lookup_path(KnownPaths *kp, Relation rel, Relation idx, const Datum *keys,
+			int nkeys, const char *path, bool below, TupleTableSlot *slot,
+			SnapTable *files)
+{
+	ScanKeyData sk[3];
+	IndexScanDesc scan;
+	int			n = 0;
+
+	for (; n < nkeys; n++)
+		ScanKeyEntryInitialize(&sk[n], 0, n + 1, BTEqualStrategyNumber,
+							   InvalidOid, idx->rd_indcollation[n], F_TEXTEQ,
+							   keys[n]);
+	if (!below)
+		ScanKeyEntryInitialize(&sk[n++], 0, nkeys + 1, BTEqualStrategyNumber,
+							   InvalidOid, C_COLLATION_OID, F_TEXTEQ,
+							   CStringGetTextDatum(path));
+	else
+	{
+		/* "path/" <= p < "path0": '0' follows '/' */
+		char	   *lo = psprintf("%s/", path);
+		char	   *hi = psprintf("%s0", path);
+
+		ScanKeyEntryInitialize(&sk[n++], 0, nkeys + 1, BTGreaterEqualStrategyNumber,
+							   InvalidOid, C_COLLATION_OID, F_TEXT_GE,
+							   CStringGetTextDatum(lo));
+		ScanKeyEntryInitialize(&sk[n++], 0, nkeys + 1, BTLessStrategyNumber,
+							   InvalidOid, C_COLLATION_OID, F_TEXT_LT,
+							   CStringGetTextDatum(hi));
+	}
+	scan = index_beginscan(rel, idx, kp->snapshot, n, 0);
+	index_rescan(scan, sk, n, NULL, 0);
 	while (index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
 		CHECK_FOR_INTERRUPTS();
 		slot_getallattrs(slot);
 		if (files)
-			known_files_row(kp, files, slot);
+		{
+			if (!slot->tts_isnull[files->path_att - 1])
+				known_files_row(kp, files, slot);
+		}
 		else if (!slot->tts_isnull[1])
 			known_stamp_row(kp, slot);
 	}
@@ -442,79 +499,45 @@ lookup_rows(KnownPaths *kp, Relation rel, Relation idx, const Datum *keys,
 	ExecClearTuple(slot);
 }
 
-/* Does the files table have a row of path? */
-static bool
-files_has(KnownPaths *kp, SnapTable *files, Datum path)
-{
-	ScanKeyData sk;
-	IndexScanDesc scan;
-	bool		found;
-
-	ScanKeyEntryInitialize(&sk, 0, 1, BTEqualStrategyNumber, InvalidOid,
-						   files->pathidx->rd_indcollation[0], F_TEXTEQ, path);
-	scan = index_beginscan(files->rel, files->pathidx, kp->snapshot, 1, 0);
-	index_rescan(scan, &sk, 1, NULL, 0);
-	found = index_getnext_slot(scan, ForwardScanDirection, files->old_slot);
-	index_endscan(scan);
-	ExecClearTuple(files->old_slot);
-	return found;
-}
-
 /*
- * A targeted refresh whose every path is a file the files table has (one
- * edited, or one deleted) looks each up by the indexes on path of the
- * files table and of the stamps: what it costs follows the paths, not the
- * backlog.  Any other path may stand for rows below it (a directory, or a
- * new file where a directory was): false, nothing read, and the tables are
- * scanned instead.
+ * A targeted refresh looks its paths, and the paths below each, up in the
+ * indexes in bytes' order of the files table and of the stamps: what it
+ * costs follows the paths, not the backlog.  False, nothing read, when
+ * either index is missing (a snapshot made before they were).
  */
 static bool
-known_lookup_files(KnownPaths *kp, RefreshState *rs, const char *root)
+known_lookup_paths(KnownPaths *kp, RefreshState *rs)
 {
 	SnapTable  *files = &rs->t[KT_FILES];
-	Datum	   *keys;
+	Relation	filesidx;
 	TupleTableSlot *slot;
 
-	if (files->pathidx == NULL || kp->stampidx == NULL)
+	if (kp->stampidx == NULL || (filesidx = open_files_bytes_index(files)) == NULL)
 		return false;
-	keys = palloc(sizeof(Datum) * kp->npaths);
-	for (int i = 0; i < kp->npaths; i++)
-	{
-		char	   *full = psprintf("%s/%s", root, kp->paths_given[i]);
-		struct stat st;
-		bool		file;
-
-		keys[i] = CStringGetTextDatum(kp->paths_given[i]);
-		if (lstat(full, &st) == 0)
-			file = S_ISREG(st.st_mode);
-		else
-			file = errno == ENOENT || errno == ENOTDIR;
-		pfree(full);
-		if (!file || !files_has(kp, files, keys[i]))
-			return false;
-	}
 	slot = table_slot_create(kp->stamps, NULL);
 	for (int i = 0; i < kp->npaths; i++)
 	{
-		Datum		stamp_keys[2] = {kp->backlog, keys[i]};
-
-		lookup_rows(kp, files->rel, files->pathidx, &keys[i], 1,
-					files->old_slot, files);
-		lookup_rows(kp, kp->stamps, kp->stampidx, stamp_keys, 2, slot, NULL);
+		for (int below = 0; below <= 1; below++)
+		{
+			lookup_path(kp, files->rel, filesidx, NULL, 0, kp->paths_given[i],
+						below, files->old_slot, files);
+			lookup_path(kp, kp->stamps, kp->stampidx, &kp->backlog, 1,
+						kp->paths_given[i], below, slot, NULL);
+		}
 	}
 	ExecDropSingleTupleTableSlot(slot);
+	index_close(filesidx, AccessShareLock);
 	return true;
 }
 
 /*
  * Reads the paths of the files table of rs, and the stamps of its
  * backlog.  cxt holds them until kabsd_known_end().  A refresh of some
- * paths only (npaths > 0) walks only them, under root: nothing else can
- * be gone.
+ * paths only (npaths > 0) walks only them: nothing else can be gone.
  */
 KnownPaths *
-kabsd_known_load(RefreshState *rs, const char *root, const char *const *paths,
-				 int npaths, MemoryContext cxt)
+kabsd_known_load(RefreshState *rs, const char *const *paths, int npaths,
+				 MemoryContext cxt)
 {
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	KnownPaths *kp = palloc0(sizeof(KnownPaths));
@@ -529,7 +552,7 @@ kabsd_known_load(RefreshState *rs, const char *root, const char *const *paths,
 	kp->snapshot = RegisterSnapshot(rs->snapshot);
 	kp->paths = known_create(cxt, 1024, NULL);
 	kp->files_rows = npaths > 0 ? -1 : 0;
-	if (npaths == 0 || !known_lookup_files(kp, rs, root))
+	if (npaths == 0 || !known_lookup_paths(kp, rs))
 		known_scan(kp, rs);
 	MemoryContextSwitchTo(old);
 	return kp;

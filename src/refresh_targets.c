@@ -28,6 +28,7 @@
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "miscadmin.h"
+#include "nodes/execnodes.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
@@ -267,13 +268,13 @@ const_text_is(Node *n, const char *s)
 }
 
 /*
- * Is idx the index on the file names of items or decisions: a path's last
- * component without ".md", as name_without_md() gives it, written by
- * kabsd_snapshot_indexes() as regexp_replace(path, FILE_NAME_PATTERN, '',
- * 'g')?
+ * Is idx an index on the file names in att (a path of items or decisions,
+ * links' target_id): its last component without ".md", as
+ * name_without_md() gives it, written by kabsd_snapshot_indexes() as
+ * regexp_replace(att, FILE_NAME_PATTERN, '', 'g')?
  */
 static bool
-is_file_name_index(Relation idx, AttrNumber path_att)
+is_file_name_index(Relation idx, AttrNumber att)
 {
 	List	   *exprs;
 	FuncExpr   *f;
@@ -289,18 +290,18 @@ is_file_name_index(Relation idx, AttrNumber path_att)
 		list_length(f->args) != 4 || !IsA(linitial(f->args), Var))
 		return false;
 	v = linitial(f->args);
-	return v->varattno == path_att &&
+	return v->varattno == att &&
 		const_text_is(lsecond(f->args), FILE_NAME_PATTERN) &&
 		const_text_is(lthird(f->args), "") &&
 		const_text_is(lfourth(f->args), "g");
 }
 
 /*
- * The btree index of items or decisions on id alone (by_name false) or on
- * the file name (by_name true); NULL when none.
+ * The btree index of st on att alone (by_name false) or on the file names
+ * in att (by_name true); NULL when none.
  */
 static Relation
-open_target_index(const SnapTable *st, bool by_name)
+open_target_index(const SnapTable *st, AttrNumber att, bool by_name)
 {
 	List	   *indexes = RelationGetIndexList(st->rel);
 	ListCell   *lc;
@@ -310,8 +311,8 @@ open_target_index(const SnapTable *st, bool by_name)
 		Relation	idx = index_open(lfirst_oid(lc), AccessShareLock);
 
 		if (index_usable(idx) &&
-			(by_name ? is_file_name_index(idx, st->path_att) :
-			 idx->rd_index->indkey.values[0] == st->id_att &&
+			(by_name ? is_file_name_index(idx, att) :
+			 idx->rd_index->indkey.values[0] == att &&
 			 RelationGetIndexExpressions(idx) == NIL))
 		{
 			list_free(indexes);
@@ -327,14 +328,16 @@ open_target_index(const SnapTable *st, bool by_name)
  * From now on (this participant), links' targets are looked up in the
  * indexes of items and decisions rather than mapped from every row: typed
  * links when both tables have an index on id, wikilinks when both also
- * have one on file names.
+ * have one on file names.  With both, and no worker sharing the refresh,
+ * every target a row gives or takes is noted, so that only the links it
+ * could change are checked again (kabsd_targets_links_to_check).
  */
 void
 kabsd_targets_by_index(RefreshState *rs)
 {
 	for (int t = KT_ITEMS; t <= KT_DECISIONS; t++)
 	{
-		rs->t[t].ididx = open_target_index(&rs->t[t], false);
+		rs->t[t].ididx = open_target_index(&rs->t[t], rs->t[t].id_att, false);
 		if (rs->t[t].ididx == NULL)
 		{
 			kabsd_targets_end(rs);
@@ -343,7 +346,7 @@ kabsd_targets_by_index(RefreshState *rs)
 	}
 	for (int t = KT_ITEMS; t <= KT_DECISIONS; t++)
 	{
-		rs->t[t].nameidx = open_target_index(&rs->t[t], true);
+		rs->t[t].nameidx = open_target_index(&rs->t[t], rs->t[t].path_att, true);
 		if (rs->t[t].nameidx == NULL)
 		{
 			for (int u = KT_ITEMS; u <= KT_DECISIONS; u++)
@@ -355,20 +358,23 @@ kabsd_targets_by_index(RefreshState *rs)
 			return;
 		}
 	}
+	rs->collect_targets = !rs->parallel_used;
 }
 
 void
 kabsd_targets_end(RefreshState *rs)
 {
-	for (int t = KT_ITEMS; t <= KT_DECISIONS; t++)
+	for (int t = 0; t < KT_COUNT; t++)
 	{
-		if (rs->t[t].ididx)
-			index_close(rs->t[t].ididx, AccessShareLock);
-		if (rs->t[t].nameidx)
-			index_close(rs->t[t].nameidx, AccessShareLock);
-		rs->t[t].ididx = NULL;
-		rs->t[t].nameidx = NULL;
+		SnapTable  *st = &rs->t[t];
+
+		if (st->ididx)
+			index_close(st->ididx, AccessShareLock);
+		if (st->nameidx)
+			index_close(st->nameidx, AccessShareLock);
+		st->ididx = st->nameidx = NULL;
 	}
+	rs->collect_targets = false;
 }
 
 /*
@@ -437,6 +443,151 @@ lookup_target(RefreshState *rs, TargetKey key, Target *out)
 			claim_from_index(rs, &rs->t[t], rs->t[t].nameidx, key, out, &found);
 	}
 	return found ? out : NULL;
+}
+
+/*
+ * What an item or decision row written or deleted gave as a target: the
+ * keys a link may name it by.
+ */
+typedef struct ChangedTarget
+{
+	char	   *id;				/* NULL when none */
+	char	   *name;			/* its file name without ".md" */
+} ChangedTarget;
+
+/* Past this many rows, checking every link costs less than looking. */
+#define MAX_CHANGED_TARGETS 1024
+
+/* An item or decision row written or deleted: what it gave is noted. */
+void
+kabsd_targets_note_row(RefreshState *rs, const SnapTable *st,
+					   const Datum *values, const bool *nulls)
+{
+	MemoryContext old;
+	ChangedTarget *c;
+	const char *name;
+	uint32		name_len;
+	char	   *path;
+
+	if (!rs->collect_targets || rs->retarget_all)
+	{
+		rs->retarget_all = true;
+		return;
+	}
+	if (list_length(rs->changed_targets) >= MAX_CHANGED_TARGETS)
+	{
+		rs->retarget_all = true;
+		return;
+	}
+	old = MemoryContextSwitchTo(rs->estate->es_query_cxt);
+	c = palloc0(sizeof(ChangedTarget));
+	c->id = text_or_null(values[st->id_att - 1], nulls[st->id_att - 1]);
+	path = text_or_null(values[st->path_att - 1], nulls[st->path_att - 1]);
+	if (path)
+	{
+		name_without_md(path, strlen(path), &name, &name_len);
+		c->name = pnstrdup(name, name_len);
+	}
+	rs->changed_targets = lappend(rs->changed_targets, c);
+	MemoryContextSwitchTo(old);
+}
+
+/* Appends to *tids the links idx finds for key. */
+static void
+links_found(RefreshState *rs, Relation idx, Datum key,
+			ItemPointerData **tids, int *ntids, int *maxtids)
+{
+	SnapTable  *st = &rs->t[KT_LINKS];
+	IndexScanDesc scan;
+	ScanKeyData sk;
+
+	ScanKeyEntryInitialize(&sk, 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   idx->rd_indcollation[0], F_TEXTEQ, key);
+	scan = index_beginscan(st->rel, idx, rs->snapshot, 1, 0);
+	index_rescan(scan, &sk, 1, NULL, 0);
+	while (index_getnext_tid(scan, ForwardScanDirection) != NULL)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (*ntids == *maxtids)
+		{
+			*maxtids *= 2;
+			*tids = repalloc(*tids, sizeof(ItemPointerData) * *maxtids);
+		}
+		(*tids)[(*ntids)++] = scan->xs_heaptid;
+	}
+	index_endscan(scan);
+}
+
+static int
+tid_cmp(const void *a, const void *b)
+{
+	return ItemPointerCompare((ItemPointer) a, (ItemPointer) b);
+}
+
+/*
+ * The links whose target may have changed, when every change was noted
+ * and links has its index on the file names in target_id: those that
+ * name a changed row (as it was, or as it is) by one of its keys.  A link
+ * resolves to a row only by a key the row gives, so no other can change.
+ * The index finds a link naming "x/K.md" under K: typed links are looked
+ * for under their id's file name too.  What this refresh wrote is made
+ * visible first, and the links are looked up, and then resolved, in the
+ * tables as the refresh left them.  False when every link must be
+ * checked.
+ */
+bool
+kabsd_targets_links_to_check(RefreshState *rs, ItemPointerData **tids,
+							 int *ntids)
+{
+	SnapTable  *st = &rs->t[KT_LINKS];
+	int			maxtids = 64;
+	ListCell   *lc;
+
+	if (!rs->collect_targets || rs->retarget_all)
+		return false;
+	st->nameidx = open_target_index(st, st->target_id_att, true);
+	if (st->nameidx == NULL)
+		return false;
+
+	CommandCounterIncrement();
+	UnregisterSnapshot(rs->snapshot);
+	rs->snapshot = RegisterSnapshot(GetLatestSnapshot());
+
+	*tids = palloc(sizeof(ItemPointerData) * maxtids);
+	*ntids = 0;
+	foreach(lc, rs->changed_targets)
+	{
+		ChangedTarget *c = lfirst(lc);
+
+		if (c->id)
+		{
+			const char *name;
+			uint32		name_len;
+
+			links_found(rs, st->nameidx, CStringGetTextDatum(c->id),
+						tids, ntids, &maxtids);
+			name_without_md(c->id, strlen(c->id), &name, &name_len);
+			if (name_len != strlen(c->id))
+				links_found(rs, st->nameidx,
+							PointerGetDatum(cstring_to_text_with_len(name, name_len)),
+							tids, ntids, &maxtids);
+		}
+		if (c->name)
+			links_found(rs, st->nameidx, CStringGetTextDatum(c->name),
+						tids, ntids, &maxtids);
+	}
+	/* a link found under several keys is checked once */
+	if (*ntids > 1)
+	{
+		int			n = 1;
+
+		qsort(*tids, *ntids, sizeof(ItemPointerData), tid_cmp);
+		for (int i = 1; i < *ntids; i++)
+			if (!ItemPointerEquals(&(*tids)[i], &(*tids)[n - 1]))
+				(*tids)[n++] = (*tids)[i];
+		*ntids = n;
+	}
+	return true;
 }
 
 /* links.target_uid of a link row, from the target maps. */

@@ -199,6 +199,14 @@ is(query("SELECT (SELECT count(*) FROM kabsd.file_stamps WHERE backlog = 'inc') 
 same_as_rebuild('parallel, the stamps lost and a file rewritten');
 is(refresh($parallel), 'unchanged', 'parallel: the next refresh finds nothing changed');
 
+# parallel, an id changed: the workers send what changed in targets as a
+# sum, so every link is checked again
+rewrite($story1, '^id: ALP-USR-0200$', 'id: ALP-USR-0001');
+is(refresh($parallel, 1), 'refreshed', 'parallel, an id changed: refreshed');
+is(query("SELECT count(*) FROM inc.links WHERE target_id = 'ALP-USR-0001' AND target_uid IS NOT NULL"), '2',
+	'parallel, an id changed: the links to it resolve');
+same_as_rebuild('parallel, an id changed');
+
 # many more files than the snapshot knew (1 known, 1,200 added): the list
 # the workers share is full, and the backend reads the rest itself
 my $many = PostgreSQL::Test::Utils::tempdir() . '/many';
@@ -213,8 +221,9 @@ is(query("SELECT files_read, parallel_workers > 0 FROM kabsd.refresh_history WHE
 	'1201|t', 'many: every file read, shared with the workers');
 
 # A refresh of the paths that changed, as the watcher and the Git hooks
-# call it.  Files the snapshot has are looked up by path; anything else
-# (a directory, a new file) makes it scan the files table and the stamps.
+# call it: each path, and those below it, looked up by index; the links an
+# item or decision that came, went or changed could resolve to, looked up
+# by index too.
 sub refresh_paths
 {
 	my $list = join(', ', map { "'$_'" } @_);
@@ -228,7 +237,7 @@ my $stamps_index_whole = "SELECT bt_index_check('kabsd.file_stamps_backlog_path_
 # an edited item given a wikilink to an item by its file name (that item
 # has no id): the target is found by the index on file names
 rewrite($task1, '^state: Review$', 'state: Blocked');
-rewrite($task1, '^The parser reads ', 'The parser reads [[ALP-TSK-0002_null-id]] and ');
+rewrite($task1, '^The parser reads ', 'The parser reads [[ALP-TSK-0002_null-id]], [[ALP-USR-0300_again]] and ');
 is(refresh_paths($task1_rel), 'refreshed', 'paths, one file edited: refreshed');
 is(query("SELECT files_read FROM kabsd.refresh_history WHERE name = 'inc' ORDER BY id DESC LIMIT 1"),
 	'1', 'paths, one file edited: that file read');
@@ -250,6 +259,53 @@ unlink("$backlog/$gone") or die "could not delete $gone: $!";
 is(refresh_paths($gone, $gone), 'refreshed', 'paths, a file deleted, given twice: refreshed');
 same_as_rebuild('paths, a file deleted, given twice');
 is(query($stamps_agree), 't', 'paths, a file deleted: its stamp gone');
+
+# an item that a file not refreshed links to comes, changes its id, and
+# goes: the links that name it (by id, by file name) follow it
+my $again = 'products/alpha/items/story/0000/ALP-USR-0300_again.md';
+my $again_links = "SELECT string_agg(target_id || '=' || (target_uid IS NOT NULL), ',' ORDER BY target_id) FROM inc.links
+	WHERE path = '$task1_rel' AND target_id IN ('ALP-USR-0300', 'ALP-USR-0300_again', 'ALP-USR-0301')";
+rewrite($task1, '^The parser reads ', 'The parser reads [[ALP-USR-0300]], [[ALP-USR-0301]], ');
+is(refresh_paths($task1_rel), 'refreshed', 'paths, links to an item not there yet: refreshed');
+is(query($again_links), 'ALP-USR-0300=false,ALP-USR-0300_again=false,ALP-USR-0301=false', 'paths, links to an item not there yet: unresolved');
+write_file("$backlog/$again", "---\nid: ALP-USR-0300\nuid: 019b8f52-0000-7000-8000-000000000300\n---\n# Again\n");
+is(refresh_paths($again), 'refreshed', 'paths, the item comes: refreshed');
+is(query($again_links), 'ALP-USR-0300=true,ALP-USR-0300_again=true,ALP-USR-0301=false',
+	'paths, the item comes: links by its id and by its file name resolve');
+same_as_rebuild('paths, the item comes');
+rewrite("$backlog/$again", '^id: ALP-USR-0300$', 'id: ALP-USR-0301');
+is(refresh_paths($again), 'refreshed', 'paths, the item changes its id: refreshed');
+is(query($again_links), 'ALP-USR-0300=false,ALP-USR-0300_again=true,ALP-USR-0301=true',
+	'paths, the item changes its id: the links follow');
+same_as_rebuild('paths, the item changes its id');
+unlink("$backlog/$again") or die "could not delete $again: $!";
+is(refresh_paths($again), 'refreshed', 'paths, the item goes: refreshed');
+is(query($again_links), 'ALP-USR-0300=false,ALP-USR-0300_again=false,ALP-USR-0301=false', 'paths, the item goes: no link resolves');
+same_as_rebuild('paths, the item goes');
+
+# a directory given: every path below it, there or gone
+my $subdir = 'topics/sub';
+mkdir("$backlog/$subdir") or die;
+write_file("$backlog/$subdir/$_.md", "# $_\n") for qw(one two three);
+is(refresh_paths($subdir), 'refreshed', 'paths, a new directory: refreshed');
+is(query("SELECT count(*) FROM inc.files WHERE path LIKE '$subdir/%'"), '3', 'paths, a new directory: its files');
+unlink("$backlog/$subdir/two.md") or die;
+rewrite("$backlog/$subdir/one.md", '^# one$', '# one again');
+is(refresh_paths($subdir), 'refreshed', 'paths, a directory changed: refreshed');
+same_as_rebuild('paths, a directory changed');
+unlink("$backlog/$subdir/$_.md") for qw(one three);
+rmdir("$backlog/$subdir") or die;
+is(refresh_paths($subdir), 'refreshed', 'paths, a directory gone: refreshed');
+is(query("SELECT count(*) FROM inc.files WHERE path LIKE '$subdir/%'"), '0', 'paths, a directory gone: no row below it');
+same_as_rebuild('paths, a directory gone');
+
+# a snapshot without the index in bytes' order (made before it was): the
+# tables are scanned instead
+query('DROP INDEX inc.files_path_bytes_idx');
+rewrite($task1, '^state: Blocked$', 'state: Review');
+is(refresh_paths($task1_rel), 'refreshed', 'paths, no index in bytes\' order: refreshed');
+same_as_rebuild('paths, no index in bytes\' order');
+query("SELECT kabsd_snapshot_indexes('inc')");
 
 # a directory replaced by a file of the same name: the rows below the
 # directory's name go, though the path given is a file now
