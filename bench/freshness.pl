@@ -254,14 +254,21 @@ my @items;
 find({ no_chdir => 1, wanted => sub {
 	push @items, $_ if -f $_ && m{/items/.*\.md$} && !/\.index\.md$/ } }, "$root/products");
 @items = sort @items;
-my @chosen;
-for my $f (@items)
+# spread over the tree: from each of EDITS evenly spaced places, the first
+# item with an id, a title and a state
+my (@chosen, %taken);
+for my $k (0 .. $o{edits} - 1)
 {
-	my $t = slurp($f);
-	push @chosen, $f if $t =~ /\A---\n.*?^id: [A-Z]+-[A-Z]+-\d+$/ms && $t =~ /^title: .*$/m && $t =~ /^state: .*$/m;
+	for (my $j = int($k * @items / $o{edits}); $j < @items; $j++)
+	{
+		next if $taken{$j};
+		my $t = slurp($items[$j]);
+		next unless $t =~ /\A---\n.*?^id: [A-Z]+-[A-Z]+-\d+$/ms && $t =~ /^title: .*$/m && $t =~ /^state: .*$/m;
+		push @chosen, $items[$j];
+		$taken{$j} = 1;
+		last;
+	}
 }
-my $step = @chosen / $o{edits};
-@chosen = map { $chosen[int($_ * $step)] } 0 .. $o{edits} - 1;
 progress("$o{edits} edits, one at a time");
 srand(1);
 my (@latency, $timeouts);
