@@ -93,9 +93,17 @@ known_counts(ArrayType *arr, int64 *counts)
 	return true;
 }
 
+static int
+path_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
 /*
  * The paths of a targeted refresh, each checked: relative to the root,
- * without "." or ".." parts (a trailing "/" is dropped).
+ * without "." or ".." parts (a trailing "/" is dropped).  They come out
+ * sorted in bytes' order, without repeats, as kb_walk_restrict() wants
+ * them: a path is then matched with them by binary search.
  */
 static int
 target_paths(ArrayType *arr, const char ***paths)
@@ -124,6 +132,16 @@ target_paths(ArrayType *arr, const char ***paths)
 					 errmsg("invalid path to refresh: \"%s\"", p),
 					 errdetail("Paths to refresh are relative to the backlog root, without \".\" or \"..\" parts.")));
 		(*paths)[k++] = p;
+	}
+	if (k > 1)
+	{
+		int			n = 1;
+
+		qsort(*paths, k, sizeof(char *), path_cmp);
+		for (int i = 1; i < k; i++)
+			if (strcmp((*paths)[i], (*paths)[n - 1]) != 0)
+				(*paths)[n++] = (*paths)[i];
+		k = n;
 	}
 	return k;
 }

@@ -446,13 +446,15 @@ extern void kb_walk_close(KbWalk *w);
  * Restricts a walk that has not started to the n paths given (relative to
  * root, each a file or a directory, whose subtree counts): only
  * directories on the way to them are listed, and nothing else is stat'ed.
- * The paths must pass kb_relpath_valid() and outlive the walk.
+ * The paths must pass kb_relpath_valid(), be sorted in bytes' order
+ * (strcmp) without repeats, and outlive the walk.
  */
 extern void kb_walk_restrict(KbWalk *w, const char *const *paths, size_t n);
 /* Is p a path relative to root: not empty, no "", "." or ".." part, no
  * leading or trailing "/"? */
 extern bool kb_relpath_valid(const char *p);
-/* Is path (len bytes) one of the paths, or below one of them? */
+/* Is path (len bytes) one of the n paths (sorted as kb_walk_restrict()
+ * wants them), or below one of them?  A binary search per "/" of path. */
 extern bool kb_path_within(const char *path, size_t len,
 						   const char *const *paths, size_t n);
 

@@ -548,18 +548,62 @@ kb_relpath_valid(const char *p)
 	}
 }
 
+/*
+ * The first of the n sorted paths not less than key (len bytes) followed
+ * by sep (when sep is not '\0'), in bytes' order; n when none.
+ */
+static size_t
+lower_bound(const char *const *paths, size_t n, const char *key, size_t len,
+			char sep)
+{
+	size_t		lo = 0;
+	size_t		hi = n;
+
+	while (lo < hi)
+	{
+		size_t		mid = lo + (hi - lo) / 2;
+		const char *p = paths[mid];
+		size_t		pl = strlen(p);
+		int			c = memcmp(p, key, pl < len ? pl : len);
+
+		if (c == 0)
+		{
+			/* p and key agree on their common length */
+			if (pl < len)
+				c = -1;
+			else if (sep == '\0')
+				c = pl > len;
+			else if (pl == len)
+				c = -1;
+			else
+				c = (unsigned char) p[len] < (unsigned char) sep ? -1 :
+					(unsigned char) p[len] > (unsigned char) sep ? 1 : 0;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Is key (len bytes) one of the n sorted paths? */
+static bool
+has_path(const char *const *paths, size_t n, const char *key, size_t len)
+{
+	size_t		i = lower_bound(paths, n, key, len, '\0');
+
+	return i < n && strlen(paths[i]) == len && memcmp(paths[i], key, len) == 0;
+}
+
 bool
 kb_path_within(const char *path, size_t len, const char *const *paths,
 			   size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-	{
-		size_t		pl = strlen(paths[i]);
-
-		if (len >= pl && memcmp(path, paths[i], pl) == 0 &&
-			(len == pl || path[pl] == '/'))
+	/* path itself, or the directories it is below: each a prefix up to a "/" */
+	for (size_t k = 1; k <= len; k++)
+		if ((k == len || path[k] == '/') && has_path(paths, n, path, k))
 			return true;
-	}
 	return false;
 }
 
@@ -567,13 +611,14 @@ kb_path_within(const char *path, size_t len, const char *const *paths,
 static bool
 on_the_way(const KbWalk *w, const char *rel, size_t len)
 {
+	size_t		i;
+
 	if (kb_path_within(rel, len, w->paths, w->npaths))
 		return true;
-	for (size_t i = 0; i < w->npaths; i++)
-		if (strlen(w->paths[i]) > len && memcmp(w->paths[i], rel, len) == 0 &&
-			w->paths[i][len] == '/')
-			return true;
-	return false;
+	/* the first path that begins with rel + "/", if any, sorts first */
+	i = lower_bound(w->paths, w->npaths, rel, len, '/');
+	return i < w->npaths && strlen(w->paths[i]) > len &&
+		memcmp(w->paths[i], rel, len) == 0 && w->paths[i][len] == '/';
 }
 
 const char *

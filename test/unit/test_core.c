@@ -1153,7 +1153,8 @@ test_walk_restrict(void)
 	KbAlloc		a = arena_alloc(&ar);
 	char		root[] = "/tmp/kb_unit_XXXXXX";
 	char		path[512];
-	const char *paths[] = {"products/p/items/t/A.md", "topics", "products/none"};
+	/* sorted, as a restricted walk wants them */
+	const char *paths[] = {"products/none", "products/p/items/t/A.md", "topics"};
 	const char *found[8];
 	KbWalk	   *w;
 	KbEntry		e;
@@ -1200,6 +1201,14 @@ test_walk_restrict(void)
 	CHECK(kb_path_within("topics", 6, paths, 3));
 	CHECK(!kb_path_within("topicsX/y.md", 12, paths, 3));
 	CHECK(!kb_path_within("products/p/items/t/B.md", 23, paths, 3));
+	CHECK(kb_path_within("products/none", 13, paths, 3));
+	CHECK(kb_path_within("products/none/deeper/z.md", 25, paths, 3));
+	CHECK(!kb_path_within("products/non", 12, paths, 3));
+	CHECK(!kb_path_within("products", 8, paths, 3));
+	CHECK(!kb_path_within("products/none-else", 18, paths, 3));
+	CHECK(!kb_path_within("a", 1, paths, 3));
+	CHECK(!kb_path_within("zzz", 3, paths, 3));
+	CHECK(!kb_path_within("topics", 6, paths, 0));
 
 	snprintf(path, sizeof(path), "rm -rf %s", root);
 	CHECK(system(path) == 0);
