@@ -617,7 +617,7 @@ kabsd_watch_pending(PG_FUNCTION_ARGS)
 
 /*
  * What waits for each backlog's refresh, for kabsd_watch_pending(): written
- * before each wait, whole (a few hundred bytes a backlog, under an LWLock
+ * before each wait, whole (under a hundred bytes a backlog, under an LWLock
  * that readers take shared).
  */
 static void
