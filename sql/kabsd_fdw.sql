@@ -153,4 +153,5 @@ CREATE TYPE kabsd.refresh_result AS (
 
 CREATE TYPE kabsd.status_result AS (
   name text, refreshed_at timestamptz, files bigint, added bigint,
-  changed bigint, removed bigint, stale boolean, git_commit text, watched boolean);
+  changed bigint, removed bigint, stale boolean, git_commit text, watched boolean,
+  pending bigint, pending_since timestamptz);

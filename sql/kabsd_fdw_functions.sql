@@ -550,20 +550,6 @@ $$;
 COMMENT ON FUNCTION kabsd_detach(text) IS
   'Drops an attached backlog: its publication, server, live tables and snapshot (the files are untouched)';
 
--- What the watcher holds for its next refresh (kabsd_fdw_watch.sql): the
--- two columns are added here, once, as this file ends both the install
--- script and the update script, whichever made the type.
-DO $$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
-                 WHERE a.attrelid = 'kabsd.status_result'::pg_catalog.regclass
-                   AND a.attname = 'pending' AND NOT a.attisdropped) THEN
-    ALTER TYPE kabsd.status_result ADD ATTRIBUTE pending bigint,
-                                   ADD ATTRIBUTE pending_since timestamptz;
-  END IF;
-END
-$$;
-
 CREATE OR REPLACE FUNCTION kabsd_status(name text DEFAULT 'backlog')
 RETURNS SETOF kabsd.status_result
 LANGUAGE plpgsql

@@ -40,6 +40,9 @@ ALTER TABLE kabsd.refresh_history ADD COLUMN git_commit text;
 COMMENT ON COLUMN kabsd.refresh_history.git_commit IS 'The Git commit checked out when the refresh began (NULL outside a Git work tree): which commit the snapshot reflects';
 ALTER TYPE kabsd.status_result ADD ATTRIBUTE git_commit text;
 ALTER TYPE kabsd.status_result ADD ATTRIBUTE watched boolean;
+-- what the watcher holds for its next refresh
+ALTER TYPE kabsd.status_result ADD ATTRIBUTE pending bigint,
+                               ADD ATTRIBUTE pending_since timestamptz;
 
 -- The watcher refreshes the backlogs whose watch is set (kabsd_watch()).
 ALTER TABLE kabsd.backlogs ADD COLUMN watch boolean NOT NULL DEFAULT false;

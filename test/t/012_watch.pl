@@ -236,6 +236,21 @@ wait_for("SELECT state = 'Unwatched' FROM w.items WHERE path ~ 'ALP-TSK-0001_'",
 	'watched again: the snapshot catches up');
 same_as_rebuild('watched again');
 
+# idle: no transaction and no snapshot held (VACUUM is never held back),
+# and no wake-up while nothing changes (its voluntary context switches
+# stay put; not an assertion on time, two seconds in which none may come)
+wait_for("SELECT pending = 0 FROM kabsd_status('w')", 'idle: nothing pending');
+wait_for("SELECT xact_start IS NULL AND backend_xmin IS NULL AND backend_xid IS NULL
+	FROM pg_stat_activity WHERE backend_type = 'kabsd_fdw watcher'",
+	'idle: the watcher holds no transaction and no snapshot');
+my $idle_pid = query($watcher);
+my $switches = sub {
+	return (slurp_file("/proc/$idle_pid/status") =~ /^voluntary_ctxt_switches:\s+(\d+)/m)[0];
+};
+my $before = $switches->();
+sleep(2);
+is($switches->(), $before, 'idle: the watcher does not wake up while nothing changes');
+
 # attached with watch => true, then detached while watched: the watcher
 # takes it, then lets it go
 query("SELECT kabsd_attach('$backlog', 'w2', watch => true)");
