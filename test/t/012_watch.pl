@@ -251,6 +251,18 @@ my $before = $switches->();
 sleep(2);
 is($switches->(), $before, 'idle: the watcher does not wake up while nothing changes');
 
+# a server restart, with a change made while the server was down: the
+# watcher starts with a full refresh, and the LOG line says why
+$node->stop;
+edit("$tasks/ALP-TSK-0001_parse-frontmatter.md", '^state: Unwatched$', 'state: Restarted');
+$log = -s $node->logfile;
+$node->start;
+wait_for("SELECT state = 'Restarted' FROM w.items WHERE path ~ 'ALP-TSK-0001_'",
+	'a server restart: a change made while it was down arrives');
+ok($node->log_contains(qr/full refresh of backlog "w".*\n.*DETAIL:  The watcher started\./, $log),
+	'a server restart: a full refresh, with a LOG line that says why');
+same_as_rebuild('a server restart');
+
 # attached with watch => true, then detached while watched: the watcher
 # takes it, then lets it go
 query("SELECT kabsd_attach('$backlog', 'w2', watch => true)");
@@ -286,7 +298,7 @@ is($inotify->(), 0, 'polling: the watcher has no inotify instance');
 my $polls = query("SELECT count(*) FROM kabsd.refresh_history WHERE name = 'w' AND status = 'unchanged'");
 wait_for("SELECT count(*) >= $polls + 2 FROM kabsd.refresh_history WHERE name = 'w' AND status = 'unchanged'",
 	'polling: the backlog is refreshed on an interval');
-edit("$tasks/ALP-TSK-0001_parse-frontmatter.md", '^state: Unwatched$', 'state: Polled');
+edit("$tasks/ALP-TSK-0001_parse-frontmatter.md", '^state: Restarted$', 'state: Polled');
 wait_for("SELECT state = 'Polled' FROM w.items WHERE path ~ 'ALP-TSK-0001_'", 'polling: a save shows');
 same_as_rebuild('polling');
 
