@@ -294,9 +294,10 @@ BEGIN
     (pg_catalog.regexp_replace(path, '^.*/|\.md$', '', 'g'))$q$, n);
   EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS links_target_uid_idx ON %I.links (target_uid)', n);
   -- and, when an item or decision comes or goes, finds the links that may
-  -- name it (by the file name in target_id, which finds plain ids too)
+  -- name it (by the file name in target_id, which finds plain ids too); a
+  -- hash index, since a wikilink's target is any length of body text
   EXECUTE pg_catalog.format($q$CREATE INDEX IF NOT EXISTS links_target_name_idx ON %I.links
-    (pg_catalog.regexp_replace(target_id, '^.*/|\.md$', '', 'g'))$q$, n);
+    USING hash (pg_catalog.regexp_replace(target_id, '^.*/|\.md$', '', 'g'))$q$, n);
   EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS worklog_item_uid_idx ON %I.worklog (item_uid)', n);
   EXECUTE pg_catalog.format($q$CREATE INDEX IF NOT EXISTS sections_fts_idx ON %I.sections USING gin
     (pg_catalog.to_tsvector('simple'::regconfig, coalesce(heading, '') || ' ' || coalesce(content, '')))$q$, n);

@@ -26,6 +26,7 @@
 #include "catalog/pg_am.h"
 #include "catalog/pg_opfamily.h"
 #include "catalog/pg_type.h"
+#include "commands/defrem.h"
 #include "common/hashfn.h"
 #include "miscadmin.h"
 #include "nodes/execnodes.h"
@@ -245,17 +246,29 @@ kabsd_targets_final(RefreshState *rs)
 }
 
 /*
- * Can idx find what the maps find, bytes equal to bytes: a valid btree
- * over one text key, deterministic, without a predicate?
+ * Can idx find what the maps find, bytes equal to bytes: a valid btree or
+ * hash index over one text key, with text's own operators, deterministic,
+ * without a predicate?
  */
 static bool
 index_usable(Relation idx)
 {
-	return idx->rd_rel->relam == BTREE_AM_OID && idx->rd_index->indisvalid &&
-		idx->rd_index->indnatts == 1 &&
-		idx->rd_opfamily[0] == TEXT_BTREE_FAM_OID &&
+	Oid			am = idx->rd_rel->relam;
+
+	return (am == BTREE_AM_OID || am == HASH_AM_OID) &&
+		idx->rd_index->indisvalid && idx->rd_index->indnatts == 1 &&
+		idx->rd_opcintype[0] == TEXTOID &&
+		idx->rd_opfamily[0] == get_opclass_family(GetDefaultOpClass(TEXTOID, am)) &&
 		get_collation_isdeterministic(idx->rd_indcollation[0]) &&
 		RelationGetIndexPredicate(idx) == NIL;
+}
+
+/* The strategy of "=" in idx, a btree or a hash index. */
+static StrategyNumber
+equal_strategy(Relation idx)
+{
+	return idx->rd_rel->relam == HASH_AM_OID ? HTEqualStrategyNumber :
+		BTEqualStrategyNumber;
 }
 
 static bool
@@ -390,7 +403,7 @@ claim_from_index(RefreshState *rs, SnapTable *st, Relation idx, TargetKey key,
 	int			last = Max(Max(st->path_att, st->product_att),
 						   Max(st->id_att, st->uid_att));
 
-	ScanKeyEntryInitialize(&sk, 0, 1, BTEqualStrategyNumber, InvalidOid,
+	ScanKeyEntryInitialize(&sk, 0, 1, equal_strategy(idx), InvalidOid,
 						   idx->rd_indcollation[0], F_TEXTEQ,
 						   PointerGetDatum(cstring_to_text_with_len(key.key, key.key_len)));
 	scan = index_beginscan(st->rel, idx, rs->snapshot, 1, 0);
@@ -501,7 +514,7 @@ links_found(RefreshState *rs, Relation idx, Datum key,
 	IndexScanDesc scan;
 	ScanKeyData sk;
 
-	ScanKeyEntryInitialize(&sk, 0, 1, BTEqualStrategyNumber, InvalidOid,
+	ScanKeyEntryInitialize(&sk, 0, 1, equal_strategy(idx), InvalidOid,
 						   idx->rd_indcollation[0], F_TEXTEQ, key);
 	scan = index_beginscan(st->rel, idx, rs->snapshot, 1, 0);
 	index_rescan(scan, &sk, 1, NULL, 0);

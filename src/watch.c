@@ -1265,10 +1265,22 @@ add_watches(Watched *w, const char *relpath)
 	return ok;
 }
 
+/* Is real, a resolved path, the root or below it? */
+static bool
+inside_root(const Watched *w, const char *real)
+{
+	size_t		rootlen = strlen(w->realroot);
+
+	return strncmp(real, w->realroot, rootlen) == 0 &&
+		(real[rootlen] == '\0' || real[rootlen] == '/' || rootlen == 1);
+}
+
 /*
  * The directory that holds relpath, with those above it, each resolved as
  * the walk resolves it (following the links on the way); for "", the root
- * itself.  NULL when one of them is gone.
+ * itself.  NULL when one of them is gone, is no directory, or resolves out
+ * of the root (the tree changed since the event was queued: a link now
+ * stands where a directory was).
  */
 static WatchFrame *
 frame_above(Watched *w, const char *relpath)
@@ -1291,7 +1303,8 @@ frame_above(Watched *w, const char *relpath)
 
 		down->rel = pnstrdup(relpath, slash - relpath);
 		abs = psprintf("%s/%s", w->realroot, down->rel);
-		if (realpath(abs, real) == NULL || stat(real, &st) != 0)
+		if (realpath(abs, real) == NULL || !inside_root(w, real) ||
+			stat(real, &st) != 0 || !S_ISDIR(st.st_mode))
 			return NULL;
 		down->abs = pstrdup(real);
 		down->dev = st.st_dev;
@@ -1367,13 +1380,9 @@ static bool
 walk_follows(Watched *w, const WatchFrame *up, const char *abs, char *target,
 			 struct stat *st)
 {
-	size_t		rootlen = strlen(w->realroot);
 	size_t		tl;
 
-	if (realpath(abs, target) == NULL)
-		return false;
-	if (!(strncmp(target, w->realroot, rootlen) == 0 &&
-		  (target[rootlen] == '\0' || target[rootlen] == '/' || rootlen == 1)))
+	if (realpath(abs, target) == NULL || !inside_root(w, target))
 		return false;
 	if (stat(target, st) != 0 || !S_ISDIR(st->st_mode))
 		return false;
@@ -1423,12 +1432,15 @@ recheck_links(Watched *w)
 	hash_seq_init(&seq, w->links);
 	while ((l = hash_seq_search(&seq)) != NULL)
 	{
-		WatchFrame *up = frame_above(w, l->relpath);
+		WatchFrame *up;
 		char	   *abs = psprintf("%s/%s", w->realroot, l->relpath);
 		char		target[PATH_MAX];
 		struct stat st;
 		bool		same;
 
+		/* SIGINT is ignored: only die() ends the worker, from inside the scan */
+		CHECK_FOR_INTERRUPTS();
+		up = frame_above(w, l->relpath);
 		if (up == NULL || lstat(abs, &st) != 0 || !S_ISLNK(st.st_mode))
 			same = false;
 		else if (walk_follows(w, up, abs, target, &st))
@@ -1468,6 +1480,7 @@ drop_watches_under(Watched *w, const char *relpath)
 	{
 		ListCell   *lc;
 
+		CHECK_FOR_INTERRUPTS();
 		foreach(lc, d->paths)
 		{
 			char	   *p = lfirst(lc);
@@ -1489,6 +1502,7 @@ drop_watches_under(Watched *w, const char *relpath)
 	{
 		char	   *p = l->relpath;
 
+		CHECK_FOR_INTERRUPTS();
 		if (!path_under(p, relpath))
 			continue;
 		if (l->target)

@@ -283,6 +283,20 @@ is(refresh_paths($again), 'refreshed', 'paths, the item goes: refreshed');
 is(query($again_links), 'ALP-USR-0300=false,ALP-USR-0300_again=false,ALP-USR-0301=false', 'paths, the item goes: no link resolves');
 same_as_rebuild('paths, the item goes');
 
+# a wikilink longer than an index row may be: the links' index on file
+# names is a hash index, which holds any length
+my $long = 'products/alpha/items/task/0000/ALP-TSK-0098_long-link.md';
+srand(13);
+my $noise = join('', map { ('a' .. 'z', '0' .. '9')[ int(rand(36)) ] } 1 .. 3000);    # no compression fits it in a btree row
+write_file("$backlog/$long", "---\nid: ALP-TSK-0098\n---\n# Long\n\nSee [[$noise]].\n");
+is(refresh_paths($long), 'refreshed', 'paths, a wikilink of 3,000 characters: refreshed');
+is(refresh(undef, 1), 'refreshed', 'a wikilink of 3,000 characters: a full refresh too');
+is(query("SELECT count(*) FROM inc.links WHERE path = '$long' AND length(target_id) = 3000"), '1',
+	'a wikilink of 3,000 characters: its link');
+same_as_rebuild('a wikilink of 3,000 characters');
+unlink("$backlog/$long") or die;
+is(refresh_paths($long), 'refreshed', 'paths, the long wikilink gone: refreshed');
+
 # a directory given: every path below it, there or gone
 my $subdir = 'topics/sub';
 mkdir("$backlog/$subdir") or die;
