@@ -246,16 +246,18 @@ kabsd_targets_final(RefreshState *rs)
 }
 
 /*
- * Can idx find what the maps find, bytes equal to bytes: a valid btree or
- * hash index over one text key, with text's own operators, deterministic,
- * without a predicate?
+ * Can idx find what the maps find, bytes equal to bytes: a valid btree
+ * index over one text key, with text's own operators, deterministic,
+ * without a predicate?  A hash index too when hash is true: what it finds
+ * may include other keys of the same hash, so only where finding more
+ * than asked is harmless.
  */
 static bool
-index_usable(Relation idx)
+index_usable(Relation idx, bool hash)
 {
 	Oid			am = idx->rd_rel->relam;
 
-	return (am == BTREE_AM_OID || am == HASH_AM_OID) &&
+	return (am == BTREE_AM_OID || (hash && am == HASH_AM_OID)) &&
 		idx->rd_index->indisvalid && idx->rd_index->indnatts == 1 &&
 		idx->rd_opcintype[0] == TEXTOID &&
 		idx->rd_opfamily[0] == get_opclass_family(GetDefaultOpClass(TEXTOID, am)) &&
@@ -310,11 +312,11 @@ is_file_name_index(Relation idx, AttrNumber att)
 }
 
 /*
- * The btree index of st on att alone (by_name false) or on the file names
- * in att (by_name true); NULL when none.
+ * The index of st on att alone (by_name false) or on the file names in att
+ * (by_name true); NULL when none.  A hash index is taken only when hash.
  */
 static Relation
-open_target_index(const SnapTable *st, AttrNumber att, bool by_name)
+open_target_index(const SnapTable *st, AttrNumber att, bool by_name, bool hash)
 {
 	List	   *indexes = RelationGetIndexList(st->rel);
 	ListCell   *lc;
@@ -323,7 +325,7 @@ open_target_index(const SnapTable *st, AttrNumber att, bool by_name)
 	{
 		Relation	idx = index_open(lfirst_oid(lc), AccessShareLock);
 
-		if (index_usable(idx) &&
+		if (index_usable(idx, hash) &&
 			(by_name ? is_file_name_index(idx, att) :
 			 idx->rd_index->indkey.values[0] == att &&
 			 RelationGetIndexExpressions(idx) == NIL))
@@ -350,7 +352,7 @@ kabsd_targets_by_index(RefreshState *rs)
 {
 	for (int t = KT_ITEMS; t <= KT_DECISIONS; t++)
 	{
-		rs->t[t].ididx = open_target_index(&rs->t[t], rs->t[t].id_att, false);
+		rs->t[t].ididx = open_target_index(&rs->t[t], rs->t[t].id_att, false, false);
 		if (rs->t[t].ididx == NULL)
 		{
 			kabsd_targets_end(rs);
@@ -359,7 +361,7 @@ kabsd_targets_by_index(RefreshState *rs)
 	}
 	for (int t = KT_ITEMS; t <= KT_DECISIONS; t++)
 	{
-		rs->t[t].nameidx = open_target_index(&rs->t[t], rs->t[t].path_att, true);
+		rs->t[t].nameidx = open_target_index(&rs->t[t], rs->t[t].path_att, true, false);
 		if (rs->t[t].nameidx == NULL)
 		{
 			for (int u = KT_ITEMS; u <= KT_DECISIONS; u++)
@@ -558,7 +560,8 @@ kabsd_targets_links_to_check(RefreshState *rs, ItemPointerData **tids,
 
 	if (!rs->collect_targets || rs->retarget_all)
 		return false;
-	st->nameidx = open_target_index(st, st->target_id_att, true);
+	/* candidates only, each resolved again: a hash index will do */
+	st->nameidx = open_target_index(st, st->target_id_att, true, true);
 	if (st->nameidx == NULL)
 		return false;
 
