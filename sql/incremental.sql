@@ -119,6 +119,13 @@ REVOKE ALL ON SCHEMA inc FROM regress_kabsd_other;
 REVOKE ALL ON FOREIGN SERVER inc FROM regress_kabsd_other;
 DROP ROLE regress_kabsd_other;
 
+-- the stamps' table with an index the refresh would not keep: it refuses
+CREATE INDEX regress_stamps_by_stamp ON kabsd.file_stamps (stamp);
+\set SHOW_CONTEXT never
+SELECT status FROM kabsd_refresh('inc', full => true);  -- ERROR
+\set SHOW_CONTEXT errors
+DROP INDEX kabsd.regress_stamps_by_stamp;
+
 -- a refresh of some paths only: relative to the root, without "." or ".."
 -- parts; a directory stands for its subtree; nothing changed, nothing written
 \set SHOW_CONTEXT never

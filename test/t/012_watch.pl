@@ -13,6 +13,8 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::RecursiveCopy;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use lib 'test/perl';
+use KabsdWatch;
 
 my $backlog = PostgreSQL::Test::Utils::tempdir() . '/backlog';
 PostgreSQL::Test::RecursiveCopy::copypath('test/fixtures/backlog', $backlog);
@@ -33,15 +35,7 @@ is($plain->safe_psql('postgres', "SELECT watch FROM kabsd.backlogs WHERE name = 
 	'f', 'a refused kabsd_watch watches nothing');
 $plain->stop;
 
-my $node = PostgreSQL::Test::Cluster->new('watch');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'kabsd_fdw'
-kabsd_fdw.watch_database = 'postgres'
-log_min_messages = debug1
-});
-$node->start;
+my $node = watcher_node('watch', "log_min_messages = debug1\n");
 $node->safe_psql('postgres', 'CREATE EXTENSION kabsd_fdw');
 $node->safe_psql('postgres', slurp_file('test/sql-include/snapshot.sql'));
 
@@ -57,15 +51,6 @@ sub wait_for
 	ok($node->poll_query_until('postgres', $sql), $what);
 }
 
-# Writes a file in place, as a save that keeps the inode does.
-sub save_file
-{
-	my ($file, $text) = @_;
-	open(my $fh, '>', $file) or die "could not write $file: $!";
-	print $fh $text;
-	close($fh) or die "could not write $file: $!";
-}
-
 # Rewrites a file in place with $from replaced by $to.
 sub edit
 {
@@ -73,13 +58,6 @@ sub edit
 	my $text = slurp_file($file);
 	$text =~ s/$from/$to/m or die "\"$from\" not found in $file";
 	save_file($file, $text);
-}
-
-# An item file of product $product.
-sub item
-{
-	my ($id, $title) = @_;
-	return "---\nid: $id\ntitle: $title\nstate: New\n---\n# $title\n";
 }
 
 # The oracle: the snapshot against a rebuild from the files (rolled back).

@@ -7,22 +7,16 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::RecursiveCopy;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use lib 'test/perl';
+use KabsdWatch;
 
 my $backlog = PostgreSQL::Test::Utils::tempdir() . '/backlog';
 PostgreSQL::Test::RecursiveCopy::copypath('test/fixtures/backlog', $backlog);
 my $tasks = "$backlog/products/alpha/items/task/0000";
 
-my $node = PostgreSQL::Test::Cluster->new('owner');
-$node->init;
-$node->append_conf('postgresql.conf', q{
-shared_preload_libraries = 'kabsd_fdw'
-kabsd_fdw.watch_database = 'postgres'
-log_min_messages = debug1
-});
-$node->start;
+my $node = watcher_node('owner', "log_min_messages = debug1\n");
 sub query { return $node->safe_psql('postgres', shift); }
 sub wait_for { my ($sql, $what) = @_; ok($node->poll_query_until('postgres', $sql), $what); }
-sub save_file { my ($f, $t) = @_; open(my $fh, '>', $f) or die; print $fh $t; close($fh) or die; }
 
 query(q{CREATE EXTENSION kabsd_fdw;
 CREATE ROLE regress_owner LOGIN IN ROLE pg_read_server_files;

@@ -12,6 +12,8 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::RecursiveCopy;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use lib 'test/perl';
+use KabsdWatch;
 
 # The kernel's queue length: each file created and written below is three
 # events (create, modify, close), so half as many files as events
@@ -29,18 +31,9 @@ my $backlog = PostgreSQL::Test::Utils::tempdir() . '/backlog';
 PostgreSQL::Test::RecursiveCopy::copypath('test/fixtures/backlog', $backlog);
 my $tasks = "$backlog/products/alpha/items/task/0000";
 
-my $node = PostgreSQL::Test::Cluster->new('overflow');
-$node->init;
-$node->append_conf('postgresql.conf', q{
-shared_preload_libraries = 'kabsd_fdw'
-kabsd_fdw.watch_database = 'postgres'
-log_min_messages = debug1
-});
-$node->start;
+my $node = watcher_node('overflow', "log_min_messages = debug1\n");
 sub query { return $node->safe_psql('postgres', shift); }
 sub wait_for { my ($sql, $what) = @_; ok($node->poll_query_until('postgres', $sql), $what); }
-sub save_file { my ($f, $t) = @_; open(my $fh, '>', $f) or die "$f: $!"; print $fh $t; close($fh) or die "$f: $!"; }
-sub item { my ($id, $title) = @_; return "---\nid: $id\ntitle: $title\nstate: New\n---\n# $title\n"; }
 
 query('CREATE EXTENSION kabsd_fdw');
 query(slurp_file('test/sql-include/snapshot.sql'));

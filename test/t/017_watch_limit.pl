@@ -12,6 +12,8 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::RecursiveCopy;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use lib 'test/perl';
+use KabsdWatch;
 
 my $tmp = PostgreSQL::Test::Utils::tempdir();
 PostgreSQL::Test::RecursiveCopy::copypath('test/fixtures/backlog', "$tmp/$_") for qw(a b);
@@ -19,16 +21,11 @@ my $ndirs = 0;
 find(sub { $ndirs++ if -d $_ }, "$tmp/a");
 my $limit = $ndirs + 2;
 
-my $node = PostgreSQL::Test::Cluster->new('limit');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'kabsd_fdw'
-kabsd_fdw.watch_database = 'postgres'
+my $node = watcher_node('limit', qq{
 kabsd_fdw.watch_poll_interval_ms = 500
 kabsd_fdw.watch_max_directories = $limit
 log_min_messages = debug1
 });
-$node->start;
 sub query { return $node->safe_psql('postgres', shift); }
 sub wait_for { my ($sql, $what) = @_; ok($node->poll_query_until('postgres', $sql), $what); }
 

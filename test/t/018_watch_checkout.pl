@@ -11,6 +11,8 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::RecursiveCopy;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use lib 'test/perl';
+use KabsdWatch;
 
 my $tmp = PostgreSQL::Test::Utils::tempdir();
 my $repo = "$tmp/repo";
@@ -23,7 +25,6 @@ $ENV{GIT_CONFIG_NOSYSTEM} = '1';
 delete $ENV{$_} for qw(GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE);
 
 sub git { system('git', '-C', $repo, @_) == 0 or die "git @_ failed"; }
-sub save_file { my ($f, $t) = @_; open(my $fh, '>', $f) or die "$f: $!"; print $fh $t; close($fh) or die "$f: $!"; }
 
 # Item $i of the generated ones: its directory (100 a directory), its file.
 sub big_dir { return sprintf('%s/%04d', $big, int(shift() / 100)); }
@@ -61,13 +62,7 @@ git('add', '-A');
 git('commit', '-q', '-m', 'a rewrite');
 git('checkout', '-q', 'main');
 
-my $node = PostgreSQL::Test::Cluster->new('checkout');
-$node->init;
-$node->append_conf('postgresql.conf', q{
-shared_preload_libraries = 'kabsd_fdw'
-kabsd_fdw.watch_database = 'postgres'
-});
-$node->start;
+my $node = watcher_node('checkout');
 sub query { return $node->safe_psql('postgres', shift); }
 sub wait_for { my ($sql, $what) = @_; ok($node->poll_query_until('postgres', $sql), $what); }
 

@@ -10,20 +10,17 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::RecursiveCopy;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use lib 'test/perl';
+use KabsdWatch;
 
 my $backlog = PostgreSQL::Test::Utils::tempdir() . '/backlog';
 PostgreSQL::Test::RecursiveCopy::copypath('test/fixtures/backlog', $backlog);
 my $tasks = "$backlog/products/alpha/items/task/0000";
 
-my $node = PostgreSQL::Test::Cluster->new('pending');
-$node->init;
-$node->append_conf('postgresql.conf', q{
-shared_preload_libraries = 'kabsd_fdw'
-kabsd_fdw.watch_database = 'postgres'
+my $node = watcher_node('pending', q{
 kabsd_fdw.watch_quiet_ms = 60000
 kabsd_fdw.watch_max_delay_ms = 60000
 });
-$node->start;
 sub query { return $node->safe_psql('postgres', shift); }
 sub wait_for { my ($sql, $what) = @_; ok($node->poll_query_until('postgres', $sql), $what); }
 

@@ -14,14 +14,14 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::RecursiveCopy;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use lib 'test/perl';
+use KabsdWatch;
 
 my $tmp = PostgreSQL::Test::Utils::tempdir();
 my $backlog = "$tmp/backlog";
 PostgreSQL::Test::RecursiveCopy::copypath('test/fixtures/backlog', $backlog);
 my $shared = "$backlog/shared/items/task";
 
-sub save_file { my ($f, $t) = @_; open(my $fh, '>', $f) or die "$f: $!"; print $fh $t; close($fh) or die "$f: $!"; }
-sub item { my ($id, $title) = @_; return "---\nid: $id\ntitle: $title\nstate: New\n---\n# $title\n"; }
 sub link_ok { my ($to, $at) = @_; symlink($to, "$backlog/$at") or die "could not link $at: $!"; }
 
 make_path("$shared/0000", "$tmp/outside/items/task/0000");
@@ -32,14 +32,7 @@ link_ok("$tmp/outside", 'products/outside');           # out of the root
 link_ok('..', 'products/alpha/items/up');              # to an ancestor
 link_ok('../later', 'products/later');                 # dangling, for now
 
-my $node = PostgreSQL::Test::Cluster->new('links');
-$node->init;
-$node->append_conf('postgresql.conf', q{
-shared_preload_libraries = 'kabsd_fdw'
-kabsd_fdw.watch_database = 'postgres'
-log_min_messages = debug1
-});
-$node->start;
+my $node = watcher_node('links', "log_min_messages = debug1\n");
 sub query { return $node->safe_psql('postgres', shift); }
 sub wait_for { my ($sql, $what) = @_; ok($node->poll_query_until('postgres', $sql), $what); }
 

@@ -12,21 +12,16 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::RecursiveCopy;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use lib 'test/perl';
+use KabsdWatch;
 
 my $tmp = PostgreSQL::Test::Utils::tempdir();
 my $backlog = "$tmp/backlog";
 PostgreSQL::Test::RecursiveCopy::copypath('test/fixtures/backlog', $backlog);
 make_path("$backlog/topics/a", "$tmp/outside/x/deeper", map { "$tmp/outside/x/d$_" } 1 .. 40);
 
-my $node = PostgreSQL::Test::Cluster->new('outside');
-$node->init;
 # a cap on watches that the outside directories would exceed
-$node->append_conf('postgresql.conf', q{
-shared_preload_libraries = 'kabsd_fdw'
-kabsd_fdw.watch_database = 'postgres'
-kabsd_fdw.watch_max_directories = 30
-});
-$node->start;
+my $node = watcher_node('outside', "kabsd_fdw.watch_max_directories = 30\n");
 
 sub query
 {
